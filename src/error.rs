@@ -1,0 +1,76 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in this crate.
+///
+/// The variants are `#[non_exhaustive]` so that later releases can add
+/// failure modes without breaking callers that `match` on them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The hub has been shut down: nothing more can be published, subscribed
+    /// or served.
+    Closed,
+    /// An event field holds a character that would change the meaning of the
+    /// stream (a line break in an event name or id, a NUL in an id). The event
+    /// is refused rather than sent, which is what stops event injection
+    /// (CWE-93) through user-controlled names and ids.
+    InvalidField {
+        /// The field that was refused: `"event"` or `"id"`.
+        field: &'static str,
+        /// The character class that made it invalid.
+        reason: &'static str,
+    },
+    /// Binding or preparing the listening socket failed.
+    Bind(io::Error),
+    /// The operating system refused to start a thread (the process is out of
+    /// threads, memory mappings or memory).
+    Spawn(io::Error),
+    /// `shutdown` gave up waiting for some threads after its deadline; they
+    /// are stuck in a blocking write to a client that does not read, and end
+    /// on their own once that write fails.
+    ShutdownTimeout {
+        /// How many writer threads were still running at the deadline.
+        threads: usize,
+    },
+    /// No client with that id is connected (it left or never existed).
+    UnknownClient(u64),
+    /// Any other input/output error.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed => f.write_str("the hub is shut down"),
+            Error::InvalidField { field, reason } => {
+                write!(f, "invalid event {field} field: it contains {reason}")
+            }
+            Error::Bind(e) => write!(f, "could not bind the listening socket: {e}"),
+            Error::Spawn(e) => write!(f, "could not start a thread: {e}"),
+            Error::ShutdownTimeout { threads } => write!(
+                f,
+                "shutdown deadline passed with {threads} writer thread(s) still running"
+            ),
+            Error::UnknownClient(id) => write!(f, "no connected client has id {id}"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind(e) | Error::Spawn(e) | Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}

@@ -1,0 +1,326 @@
+//! `Event` and its wire encoding, and `Frame`, the encoded bytes clients share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+
+/// One server-sent event: data, and optionally an event name, an id, a
+/// reconnection time and a comment.
+///
+/// Data and comments may hold any text: they are split on every line break
+/// the event-stream format knows (CRLF, LF and a lone CR) and sent as one
+/// `data:` (or `:`) line each, so a browser's `EventSource` hands back the
+/// same text with the line breaks turned into LF. Data that begins with a
+/// space keeps it, and empty data is still an event.
+///
+/// The event name and id are sent on one line each, so a line break in them
+/// would start a new field or a new event. They are checked when they are
+/// set, and refused with [`Error::InvalidField`]: never sent, never a panic.
+///
+/// # Examples
+///
+/// ```
+/// use sse_server::Event;
+/// use std::time::Duration;
+///
+/// let event = Event::new("42 °C")
+///     .with_event("temperature")?
+///     .with_id("7")?
+///     .with_retry(Duration::from_secs(3));
+/// assert_eq!(
+///     event.to_bytes(),
+///     b"event: temperature\nid: 7\nretry: 3000\ndata: 42 \xc2\xb0C\n\n".to_vec()
+/// );
+///
+/// // A line break in a name would inject a field: it is refused.
+/// assert!(Event::new("x").with_event("a\ndata: forged").is_err());
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Event {
+    data: String,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<Duration>,
+    comment: Option<String>,
+}
+
+impl Event {
+    /// An event carrying `data` and nothing else (a browser sees it as a
+    /// `message` event).
+    pub fn new(data: impl Into<String>) -> Event {
+        Event {
+            data: data.into(),
+            ..Event::default()
+        }
+    }
+
+    /// Sets the event name (the `event:` field; browsers dispatch it to
+    /// `addEventListener(name, ..)` instead of `onmessage`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidField`] when `name` contains CR or LF.
+    pub fn with_event(mut self, name: impl Into<String>) -> Result<Event, Error> {
+        let name = name.into();
+        if name.contains(['\r', '\n']) {
+            return Err(Error::InvalidField {
+                field: "event",
+                reason: "a line break (CR or LF)",
+            });
+        }
+        self.event = Some(name);
+        Ok(self)
+    }
+
+    /// Sets the event id (the `id:` field). Clients remember the last id
+    /// they saw and send it back as `Last-Event-ID` when they reconnect.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidField`] when `id` contains CR, LF or NUL (the
+    /// event-stream format ignores an id with NUL in it).
+    pub fn with_id(mut self, id: impl Into<String>) -> Result<Event, Error> {
+        let id = id.into();
+        if id.contains(['\r', '\n']) {
+            return Err(Error::InvalidField {
+                field: "id",
+                reason: "a line break (CR or LF)",
+            });
+        }
+        if id.contains('\0') {
+            return Err(Error::InvalidField {
+                field: "id",
+                reason: "a NUL character",
+            });
+        }
+        self.id = Some(id);
+        Ok(self)
+    }
+
+    /// Sets the reconnection time (the `retry:` field, in whole
+    /// milliseconds; sub-millisecond parts are dropped).
+    pub fn with_retry(mut self, retry: Duration) -> Event {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Adds a comment, sent as `:` lines before the fields. Clients ignore
+    /// comments; they are useful for debugging a stream by eye.
+    pub fn with_comment(mut self, comment: impl Into<String>) -> Event {
+        self.comment = Some(comment.into());
+        self
+    }
+
+    /// The event's data.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// The event name, if one was set.
+    pub fn event(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    /// The event id, if one was set.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The reconnection time, if one was set.
+    pub fn retry(&self) -> Option<Duration> {
+        self.retry
+    }
+
+    /// The comment, if one was set.
+    pub fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+
+    /// The event in the event-stream wire format, ending with the blank line
+    /// that dispatches it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encoded_len(&self) -> usize {
+        let mut len = encoded_lines_len(&self.data, DATA.len()) + 1;
+        if let Some(comment) = &self.comment {
+            len += encoded_lines_len(comment, COMMENT.len());
+        }
+        if let Some(event) = &self.event {
+            len += "event: \n".len() + event.len();
+        }
+        if let Some(id) = &self.id {
+            len += "id: \n".len() + id.len();
+        }
+        if self.retry.is_some() {
+            len += "retry: \n".len() + 20;
+        }
+        len
+    }
+
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        if let Some(comment) = &self.comment {
+            encode_lines(out, COMMENT, comment);
+        }
+        if let Some(event) = &self.event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(event.as_bytes());
+            out.push(b'\n');
+        }
+        if let Some(id) = &self.id {
+            out.extend_from_slice(b"id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'\n');
+        }
+        if let Some(retry) = self.retry {
+            out.extend_from_slice(b"retry: ");
+            out.extend_from_slice(retry.as_millis().to_string().as_bytes());
+            out.push(b'\n');
+        }
+        encode_lines(out, DATA, &self.data);
+        out.push(b'\n');
+    }
+}
+
+const DATA: &str = "data: ";
+const COMMENT: &str = ": ";
+
+/// Encodes data-only text: what [`crate::Hub::notify`] sends.
+pub(crate) fn encode_data(data: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_lines_len(data, DATA.len()) + 1);
+    encode_lines(&mut out, DATA, data);
+    out.push(b'\n');
+    out
+}
+
+/// Splits `text` on CRLF, LF and lone CR, the three line ends of the
+/// event-stream format.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            None => {
+                rest = None;
+                Some(current)
+            }
+            Some(at) => {
+                let skip = if current[at..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&current[at + skip..]);
+                Some(&current[..at])
+            }
+        }
+    })
+}
+
+fn encoded_lines_len(text: &str, prefix: usize) -> usize {
+    lines(text).map(|line| prefix + line.len() + 1).sum()
+}
+
+/// One line per line of `text`: `prefix` + line + LF. An empty line is sent
+/// as the bare field name (`data:`), which parsers read as an empty value.
+fn encode_lines(out: &mut Vec<u8>, prefix: &str, text: &str) {
+    for line in lines(text) {
+        if line.is_empty() {
+            out.extend_from_slice(prefix.trim_end().as_bytes());
+        } else {
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(line.as_bytes());
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Encoded event-stream bytes holding one or more whole events, shared by
+/// every client that receives them.
+///
+/// The hub encodes each event once, in the publishing thread; when several
+/// events are waiting together it joins them into one frame, so a client
+/// that is behind gets them in one write. Cloning a frame is cheap (a
+/// reference count).
+///
+/// # Examples
+///
+/// ```
+/// let hub = sse_server::Hub::new()?;
+/// let subscription = hub.subscribe()?;
+/// hub.notify("hello")?;
+/// let frame = subscription.recv_timeout(std::time::Duration::from_secs(5))?;
+/// assert_eq!(frame.as_bytes(), b"data: hello\n\n");
+/// assert_eq!(frame.events(), 1);
+/// # hub.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Frame(Arc<FrameData>);
+
+struct FrameData {
+    bytes: Box<[u8]>,
+    events: u32,
+}
+
+impl Frame {
+    pub(crate) fn new(bytes: Vec<u8>, events: u32) -> Frame {
+        Frame(Arc::new(FrameData {
+            bytes: bytes.into_boxed_slice(),
+            events,
+        }))
+    }
+
+    /// The encoded events, ready to write to a client.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// How many events the frame holds.
+    pub fn events(&self) -> usize {
+        self.0.events as usize
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payloads stay out of Debug output so that logging a frame never
+        // leaks what it carries.
+        f.debug_struct("Frame")
+            .field("bytes", &self.0.bytes.len())
+            .field("events", &self.0.events)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_every_line_end() {
+        let got: Vec<&str> = lines("a\r\nb\nc\rd").collect();
+        assert_eq!(got, ["a", "b", "c", "d"]);
+        let got: Vec<&str> = lines("").collect();
+        assert_eq!(got, [""]);
+        let got: Vec<&str> = lines("x\n").collect();
+        assert_eq!(got, ["x", ""]);
+        let got: Vec<&str> = lines("\r\r\n").collect();
+        assert_eq!(got, ["", "", ""]);
+    }
+
+    #[test]
+    fn encoded_len_is_an_upper_bound() {
+        let event = Event::new("a\nbb\r\n")
+            .with_event("e")
+            .unwrap()
+            .with_id("1")
+            .unwrap()
+            .with_retry(Duration::from_millis(u64::MAX))
+            .with_comment("c\rd");
+        assert!(event.to_bytes().len() <= event.encoded_len());
+        assert_eq!(encode_data("a\nb").len(), encoded_lines_len("a\nb", 6) + 1);
+    }
+}

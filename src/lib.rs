@@ -1,0 +1,100 @@
+//! Server-Sent Events for programs without an async runtime.
+//!
+//! A [`Hub`] fans events out to every connected client; any thread calls
+//! [`Hub::notify`] or [`Hub::publish`], and a [`Server`] streams the events to
+//! browsers (`EventSource`) and other HTTP clients. No async runtime: one hub
+//! thread, one acceptor thread, and one writer thread per connection.
+//!
+//! # Quick start
+//!
+//! ```
+//! use sse_server::{Event, Hub, Server};
+//!
+//! let hub = Hub::new()?;
+//! let server = Server::bind("127.0.0.1:0", &hub)?;
+//! println!("open http://{}/events", server.local_addr());
+//!
+//! // From any thread, as often as you like:
+//! hub.notify("plain data")?;
+//! hub.publish(&Event::new("{\"temp\":21}").with_event("reading")?.with_id("1")?)?;
+//!
+//! server.shutdown()?;
+//! # Ok::<(), sse_server::Error>(())
+//! ```
+//!
+//! # The path of an event
+//!
+//! 1. `notify` / `publish` encode the event once, in the calling thread, into
+//!    shared bytes (a [`Frame`]) and queue it for the hub thread. They never
+//!    wait for a client.
+//! 2. The hub thread (`sse-hub`) takes the frame, together with any other
+//!    frames already waiting, and offers it to every client's bounded queue
+//!    with a non-blocking send. A client whose queue is full misses that
+//!    frame; the miss is counted ([`Stats::dropped`],
+//!    [`ClientStats::dropped`], [`Subscription::missed`]). A slow client never
+//!    slows the hub or the other clients.
+//! 3. Each connection's writer thread takes everything queued for its client
+//!    and sends it with one write, so a client that fell behind catches up in
+//!    few system calls, and a lone event leaves at once.
+//!
+//! # Embedding in your own `tiny_http` server
+//!
+//! A program that already runs a `tiny_http` server hands event-stream
+//! requests to [`Hub::serve`] and keeps serving its other routes. The
+//! [`tiny_http`] crate is re-exported so both sides use the same version.
+//! A program with another transport calls [`Hub::subscribe`] and writes the
+//! frames itself.
+//!
+//! # Shutdown
+//!
+//! [`Hub::shutdown`] (also [`Server::shutdown`], and dropping the server or
+//! the last hub handle) stops accepting, delivers the events already
+//! published, ends every stream cleanly and joins the threads it started,
+//! within [`HubBuilder::shutdown_timeout`]. Afterwards every call returns
+//! [`Error::Closed`].
+//!
+//! # Logging
+//!
+//! The crate logs through the [`log`] facade; the program picks the logger.
+//! `warn` is for what an operator should act on (a thread the system
+//! refused, an `accept()` that failed); `debug` for state changes (a client
+//! connected, its stream ended and why, shutdown). Event payloads are never
+//! logged.
+//!
+//! # Limits
+//!
+//! * Threads: each stream uses its writer thread and the `tiny_http`
+//!   connection thread that read its request, so about two threads per
+//!   client. The operating system's thread and memory-map limits cap the
+//!   number of clients per process; when it refuses a thread the client gets
+//!   `503 Service Unavailable` with `Retry-After`.
+//! * A client whose queue is full misses events (see
+//!   [`HubBuilder::client_buffer`]).
+//! * Events wait for the hub thread in an unbounded queue
+//!   ([`Stats::pending`]); the hub takes them in batches, so it keeps up with
+//!   any publisher that does more than publish.
+//! * A client that goes away is noticed at the next write to it: an event, or
+//!   the keep-alive comment ([`HubBuilder::keep_alive`]). A client that stops
+//!   reading is cut off after [`HubBuilder::write_timeout`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod event;
+mod hub;
+mod server;
+mod stats;
+mod stream;
+
+pub use error::Error;
+pub use event::{Event, Frame};
+pub use hub::{ClientId, Hub, HubBuilder, Subscription};
+pub use server::{Server, ServerBuilder};
+pub use stats::{ClientStats, Stats};
+
+pub use crossbeam_channel;
+pub use tiny_http;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,362 @@
+//! The listener, the acceptor thread and routing.
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use socket2::{Domain, Protocol, Socket, Type};
+use tiny_http::{Header, Method, Request, Response};
+
+use crate::hub::lock;
+use crate::{Error, Hub};
+
+/// How long one blocked `send` waits before the writer looks up: whether the
+/// hub is shutting down, whether the client has stalled for the whole write
+/// timeout. It is the socket's `SO_SNDTIMEO`.
+const SEND_TICK: Duration = Duration::from_millis(250);
+
+/// Backlog of the listening socket.
+const BACKLOG: i32 = 1024;
+
+/// The first and the longest wait before the acceptor tries again after
+/// `accept()` failed (for example when the process is out of file
+/// descriptors).
+const ACCEPT_RETRY_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// What [`ServerBuilder::fallback`] takes: a handler for every request that
+/// is not for the event stream.
+type Fallback = Box<dyn Fn(Request) + Send + Sync + 'static>;
+
+/// Settings for a [`Server`], built with [`Server::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use sse_server::{Hub, Server, tiny_http::Response};
+///
+/// let hub = Hub::new()?;
+/// let server = Server::builder(&hub)
+///     .path("/stream")
+///     .fallback(|request| {
+///         let _ = request.respond(Response::from_string("<h1>hello</h1>"));
+///     })
+///     .bind("127.0.0.1:0")?;
+/// println!("events at http://{}/stream", server.local_addr());
+/// server.shutdown()?;
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+pub struct ServerBuilder {
+    hub: Hub,
+    path: String,
+    fallback: Option<Fallback>,
+}
+
+impl ServerBuilder {
+    /// The path of the event stream. `GET` on it (with any query string)
+    /// opens a stream; other methods get `405 Method Not Allowed` with
+    /// `Allow: GET`.
+    ///
+    /// Defaults to `/events`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Hands every request that is not for the event stream to `handler`,
+    /// which must respond to it. It runs on the acceptor thread, so it
+    /// should answer quickly (serve a page, redirect) and leave long work
+    /// to threads of its own.
+    ///
+    /// Defaults to answering `404 Not Found`.
+    pub fn fallback(mut self, handler: impl Fn(Request) + Send + Sync + 'static) -> Self {
+        self.fallback = Some(Box::new(handler));
+        self
+    }
+
+    /// Binds `addr` (port 0 picks a free port; [`Server::local_addr`] tells
+    /// which) and starts accepting.
+    ///
+    /// Every accepted socket gets `TCP_NODELAY` (an event leaves at once), a
+    /// send timeout and `TCP_USER_TIMEOUT` to match
+    /// [`HubBuilder::write_timeout`](crate::HubBuilder::write_timeout), set
+    /// once on the listening socket, whose options Linux copies to the
+    /// sockets it accepts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when the address does not resolve or cannot be bound,
+    /// [`Error::Spawn`] when the acceptor thread cannot start,
+    /// [`Error::Closed`] when the hub is shut down.
+    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
+        if self.hub.is_closed() {
+            return Err(Error::Closed);
+        }
+        let addr = addr.to_socket_addrs().map_err(Error::Bind)?.next().ok_or_else(|| {
+            Error::Bind(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            ))
+        })?;
+        let write_timeout = self.hub.inner.shared.write_timeout();
+        let listener = listen(addr, write_timeout).map_err(Error::Bind)?;
+        let local_addr = listener.local_addr().map_err(Error::Bind)?;
+        let http = tiny_http_server(&listener).map_err(Error::Bind)?;
+        let current = Arc::new(Mutex::new(Arc::new(http)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let acceptor = AcceptLoop {
+            hub: self.hub.clone(),
+            path: self.path,
+            fallback: self.fallback,
+            listener,
+            current: Arc::clone(&current),
+            stop: Arc::clone(&stop),
+            stop_rx,
+        };
+        let thread = thread::Builder::new()
+            .name("sse-acceptor".into())
+            .spawn(move || acceptor.run())
+            .map_err(Error::Spawn)?;
+        self.hub.register_acceptor(Acceptor {
+            stop,
+            stop_tx: Mutex::new(Some(stop_tx)),
+            current,
+            thread,
+        });
+        log::debug!("serving events on {local_addr}");
+        Ok(Server {
+            hub: self.hub,
+            local_addr,
+        })
+    }
+}
+
+/// An HTTP server for a [`Hub`]: it accepts connections on one address and
+/// streams the hub's events to every client of its event-stream path.
+///
+/// Each stream gets a writer thread of its own (see [`Hub::serve`]).
+/// Shutting the server down, or dropping it, shuts the hub down: every
+/// stream ends and every thread is joined (see [`Hub::shutdown`]).
+///
+/// # Examples
+///
+/// ```
+/// use sse_server::{Hub, Server};
+///
+/// let hub = Hub::new()?;
+/// let server = Server::bind("127.0.0.1:0", &hub)?;
+/// let addr = server.local_addr();
+/// // Clients connect to http://{addr}/events; any thread may publish:
+/// hub.notify("hello")?;
+/// server.shutdown()?;
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+pub struct Server {
+    hub: Hub,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Serves `hub`'s events at `/events` on `addr`, with the default
+    /// settings of [`ServerBuilder`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerBuilder::bind`].
+    pub fn bind(addr: impl ToSocketAddrs, hub: &Hub) -> Result<Server, Error> {
+        Server::builder(hub).bind(addr)
+    }
+
+    /// Settings for a server of `hub`'s events.
+    pub fn builder(hub: &Hub) -> ServerBuilder {
+        ServerBuilder {
+            hub: hub.clone(),
+            path: "/events".into(),
+            fallback: None,
+        }
+    }
+
+    /// The address the server listens on, with the real port when it was
+    /// bound to port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The hub whose events the server streams.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Stops accepting and shuts the hub down; see [`Hub::shutdown`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Hub::shutdown`].
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.hub.shutdown()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.hub.shutdown() {
+            log::warn!("server dropped: {e}");
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("hub", &self.hub)
+            .finish()
+    }
+}
+
+/// The hub's handle on one server's acceptor thread.
+pub(crate) struct Acceptor {
+    stop: Arc<AtomicBool>,
+    /// Dropped to wake the acceptor from a retry wait.
+    stop_tx: Mutex<Option<Sender<()>>>,
+    current: Arc<Mutex<Arc<tiny_http::Server>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Acceptor {
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        lock(&self.stop_tx).take();
+        lock(&self.current).unblock();
+    }
+
+    pub(crate) fn join(self) {
+        // A fallback handler may be what shuts the hub down; it runs on the
+        // acceptor thread, which cannot wait for itself.
+        if self.thread.thread().id() == thread::current().id() {
+            return;
+        }
+        if self.thread.join().is_err() {
+            log::error!("BUG: the acceptor thread panicked");
+        }
+    }
+}
+
+struct AcceptLoop {
+    hub: Hub,
+    path: String,
+    fallback: Option<Fallback>,
+    listener: TcpListener,
+    current: Arc<Mutex<Arc<tiny_http::Server>>>,
+    stop: Arc<AtomicBool>,
+    stop_rx: Receiver<()>,
+}
+
+impl AcceptLoop {
+    fn run(self) {
+        let mut retry = ACCEPT_RETRY_FIRST;
+        loop {
+            let http = Arc::clone(&lock(&self.current));
+            match http.recv() {
+                Ok(request) => {
+                    retry = ACCEPT_RETRY_FIRST;
+                    if self.stopping() {
+                        respond_unavailable(request);
+                        break;
+                    }
+                    self.route(request);
+                }
+                Err(e) => {
+                    if self.stopping() {
+                        break;
+                    }
+                    // tiny_http's accept thread has ended on an accept()
+                    // error (EMFILE, ENFILE, ENOBUFS, ...) and accepts no
+                    // more. Wait, then start a new one on the same socket.
+                    log::warn!("accepting connections failed ({e}); trying again in {retry:?}");
+                    if !self.wait(retry) {
+                        break;
+                    }
+                    retry = (retry * 2).min(ACCEPT_RETRY_MAX);
+                    match tiny_http_server(&self.listener) {
+                        Ok(fresh) => *lock(&self.current) = Arc::new(fresh),
+                        Err(e) => log::warn!("restarting the acceptor failed: {e}"),
+                    }
+                }
+            }
+        }
+        // Requests that arrived with the stop: tell them to come back later.
+        let http = Arc::clone(&lock(&self.current));
+        while let Ok(Some(request)) = http.try_recv() {
+            respond_unavailable(request);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Waits `pause`, or less when the server stops; false when it stops.
+    fn wait(&self, pause: Duration) -> bool {
+        matches!(
+            self.stop_rx.recv_timeout(pause),
+            Err(RecvTimeoutError::Timeout)
+        ) && !self.stopping()
+    }
+
+    fn route(&self, request: Request) {
+        let path = request.url().split('?').next().unwrap_or_default();
+        if path == self.path {
+            if *request.method() == Method::Get {
+                // Failures have been answered and logged by `serve`.
+                let _ = self.hub.serve(request);
+            } else {
+                let response = Response::from_string("method not allowed\n")
+                    .with_status_code(405)
+                    .with_header(header("Allow", "GET"));
+                let _ = request.respond(response);
+            }
+        } else if let Some(fallback) = &self.fallback {
+            fallback(request);
+        } else {
+            let _ = request.respond(Response::from_string("not found\n").with_status_code(404));
+        }
+    }
+}
+
+/// Answers `503 Service Unavailable`, asking the client to come back in a
+/// few seconds.
+pub(crate) fn respond_unavailable(request: Request) {
+    let response = Response::from_string("service unavailable\n")
+        .with_status_code(503)
+        .with_header(header("Retry-After", "5"));
+    let _ = request.respond(response);
+}
+
+fn header(name: &'static str, value: &'static str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .expect("BUG: a constant header is valid")
+}
+
+/// A listening socket whose options every accepted socket inherits.
+fn listen(addr: SocketAddr, write_timeout: Duration) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_write_timeout(Some(SEND_TICK.min(write_timeout)))?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.set_tcp_user_timeout(Some(write_timeout))?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn tiny_http_server(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
+    let listener = listener.try_clone()?;
+    tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)
+}

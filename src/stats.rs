@@ -1,0 +1,40 @@
+//! Counters the hub keeps.
+
+use crate::ClientId;
+
+/// Counters for a whole hub, from [`Hub::stats`](crate::Hub::stats).
+///
+/// The counts of events are since the hub started. Reading them is cheap (a
+/// few atomic loads): no message goes to the hub thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Clients connected now: event streams and subscriptions.
+    pub clients: usize,
+    /// Events accepted by `notify` and `publish`.
+    pub published: u64,
+    /// Event deliveries put into clients' queues (one event queued for ten
+    /// clients counts ten).
+    pub queued: u64,
+    /// Event deliveries missed because a client's queue was full.
+    pub dropped: u64,
+    /// Clients turned away with `503 Service Unavailable` (the hub was
+    /// shutting down or the operating system refused a thread).
+    pub rejected: u64,
+    /// Events published but not yet taken up by the hub thread.
+    pub pending: usize,
+}
+
+/// Counters for one client, from [`Hub::client_stats`](crate::Hub::client_stats)
+/// and [`Hub::clients`](crate::Hub::clients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// The client's id.
+    pub id: ClientId,
+    /// Events the client missed because its queue was full.
+    pub dropped: u64,
+    /// Events written to the client's connection (streams only; a
+    /// subscription counts what it received in its own code).
+    pub delivered: u64,
+}
