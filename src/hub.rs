@@ -576,10 +576,9 @@ impl Inner {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(handle) = lock(&self.hub_thread).take() {
-            if handle.join().is_err() {
-                log::error!("BUG: the hub thread panicked");
-            }
+        let hub_thread = lock(&self.hub_thread).take();
+        if hub_thread.is_some_and(|handle| handle.join().is_err()) {
+            log::error!("BUG: the hub thread panicked");
         }
 
         let handles = {
@@ -866,7 +865,9 @@ impl HubThread {
 /// holding it: every structure behind these locks stays consistent between
 /// statements.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

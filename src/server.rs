@@ -96,12 +96,16 @@ impl ServerBuilder {
         if self.hub.is_closed() {
             return Err(Error::Closed);
         }
-        let addr = addr.to_socket_addrs().map_err(Error::Bind)?.next().ok_or_else(|| {
-            Error::Bind(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the address resolved to nothing",
-            ))
-        })?;
+        let addr = addr
+            .to_socket_addrs()
+            .map_err(Error::Bind)?
+            .next()
+            .ok_or_else(|| {
+                Error::Bind(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the address resolved to nothing",
+                ))
+            })?;
         let write_timeout = self.hub.inner.shared.write_timeout();
         let listener = listen(addr, write_timeout).map_err(Error::Bind)?;
         let local_addr = listener.local_addr().map_err(Error::Bind)?;
@@ -339,8 +343,7 @@ pub(crate) fn respond_unavailable(request: Request) {
 }
 
 fn header(name: &'static str, value: &'static str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("BUG: a constant header is valid")
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("BUG: a constant header is valid")
 }
 
 /// A listening socket whose options every accepted socket inherits.

@@ -156,12 +156,12 @@ impl Stream {
     }
 
     fn finish(&mut self) -> Ending {
-        if self.chunked {
-            if let Err(e) = self.send_raw(LAST_CHUNK) {
-                return ending_of(&e);
-            }
+        match self.chunked {
+            true => self
+                .send_raw(LAST_CHUNK)
+                .map_or_else(|e| ending_of(&e), |()| Ending::Finished),
+            false => Ending::Finished,
         }
-        Ending::Finished
     }
 
     /// Writes and flushes `bytes`. A write that makes no progress (the
@@ -237,7 +237,12 @@ mod tests {
 
     #[test]
     fn chunk_heads() {
-        for (len, want) in [(0, "0\r\n"), (10, "a\r\n"), (0x1234, "1234\r\n"), (WRITE_BYTES * 4, "40000\r\n")] {
+        for (len, want) in [
+            (0, "0\r\n"),
+            (10, "a\r\n"),
+            (0x1234, "1234\r\n"),
+            (WRITE_BYTES * 4, "40000\r\n"),
+        ] {
             let mut head = [0u8; CHUNK_HEAD];
             let start = write_chunk_head(len, &mut head);
             assert_eq!(&head[start..], want.as_bytes());
