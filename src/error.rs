@@ -35,6 +35,15 @@ pub enum Error {
         /// How many writer threads were still running at the deadline.
         threads: usize,
     },
+    /// The event stream was refused because [`HubBuilder::max_clients`]
+    /// streams are open; the client was answered `503` with `Retry-After`.
+    ///
+    /// [`HubBuilder::max_clients`]: crate::HubBuilder::max_clients
+    TooManyClients,
+    /// The request arrived on a connection that already carries an event
+    /// stream (the client pipelined it). It is kept and answered when that
+    /// stream ends.
+    Pipelined,
     /// No client with that id is connected (it left or never existed).
     UnknownClient(u64),
     /// Any other input/output error.
@@ -54,6 +63,10 @@ impl fmt::Display for Error {
                 f,
                 "shutdown deadline passed with {threads} writer thread(s) still running"
             ),
+            Error::TooManyClients => f.write_str("too many clients: the event stream was refused"),
+            Error::Pipelined => {
+                f.write_str("the request arrived behind an open event stream on its connection")
+            }
             Error::UnknownClient(id) => write!(f, "no connected client has id {id}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }

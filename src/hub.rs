@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::{self, JoinHandle};
@@ -61,6 +62,27 @@ pub struct HubBuilder {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    pub(crate) slow_client: SlowClient,
+    pub(crate) max_clients: usize,
+}
+
+/// What the hub does when a client's queue is full, set with
+/// [`HubBuilder::slow_client`]. Whichever it is, the hub never waits for a
+/// client and `notify` never blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowClient {
+    /// The client misses the frame that did not fit (the newest events) and
+    /// keeps its connection. The miss is counted ([`Stats::dropped`],
+    /// [`ClientStats::dropped`]), and the stream carries a comment line
+    /// `: missed N events` before the next events it sends, for clients and
+    /// people reading the raw stream.
+    #[default]
+    DropNewest,
+    /// The client's stream is ended (after what is already queued for it),
+    /// so that it reconnects and starts afresh. It is counted in
+    /// [`Stats::evicted`] and [`ClientStats::evicted`].
+    Disconnect,
 }
 
 impl Default for HubBuilder {
@@ -70,6 +92,8 @@ impl Default for HubBuilder {
             keep_alive: Some(Duration::from_secs(15)),
             shutdown_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),
+            slow_client: SlowClient::DropNewest,
+            max_clients: default_max_clients(),
         }
     }
 }
@@ -131,6 +155,33 @@ impl HubBuilder {
         self
     }
 
+    /// What happens to a client whose queue is full: see [`SlowClient`].
+    ///
+    /// Defaults to [`SlowClient::DropNewest`].
+    pub fn slow_client(mut self, policy: SlowClient) -> Self {
+        self.slow_client = policy;
+        self
+    }
+
+    /// The most event streams served at once; a client past it gets
+    /// `503 Service Unavailable` with `Retry-After`, no thread is started for
+    /// it, and it is counted in [`Stats::rejected`]. Subscriptions made with
+    /// [`Hub::subscribe`] do not count.
+    ///
+    /// Each stream takes two threads (its writer and the `tiny_http`
+    /// connection thread), so the operating system's limits cap it whatever
+    /// this says. Defaults to 10,000, or less where this machine's limits
+    /// would be reached first: a quarter of the open-file limit's worth of
+    /// headroom aside, each client needs 2 file descriptors
+    /// (`RLIMIT_NOFILE`), 2 tasks (`kernel.pid_max`, `kernel.threads-max`)
+    /// and about 9 memory mappings (`vm.max_map_count`; each thread maps its
+    /// stack and its signal stack, each with a guard page). With Linux's
+    /// default `vm.max_map_count` of 65530 that is about 6,800 clients.
+    pub fn max_clients(mut self, clients: usize) -> Self {
+        self.max_clients = clients;
+        self
+    }
+
     /// Starts the hub thread.
     ///
     /// # Errors
@@ -148,6 +199,7 @@ impl HubBuilder {
             closing: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             config: self,
+            streams: Mutex::new(HashMap::new()),
         });
         let hub_thread = HubThread {
             add_rx,
@@ -244,11 +296,58 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     next_id: AtomicU64,
     pub(crate) config: HubBuilder,
+    /// Open event streams by the client's address, with the requests that
+    /// arrived behind each stream on its connection.
+    streams: Mutex<HashMap<SocketAddr, OpenStream>>,
 }
+
+struct OpenStream {
+    id: ClientId,
+    counters: Arc<ClientCounters>,
+    /// Requests the client sent on the connection behind its stream.
+    /// `tiny_http` answers a connection's requests in order, so answering
+    /// (or dropping) one of these blocks until the stream ends: they wait
+    /// here, and are dropped (answered `500` by `tiny_http`, after the
+    /// stream's last chunk) once the stream's writer is done.
+    parked: Vec<tiny_http::Request>,
+}
+
+/// The most requests kept behind one stream; past it the stream is ended.
+const MAX_PARKED: usize = 8;
 
 impl Shared {
     pub(crate) fn write_timeout(&self) -> Duration {
         self.config.write_timeout
+    }
+
+    /// Keeps `request` aside when it came in on a connection that carries an
+    /// open event stream (the client pipelined it behind its `GET`), and
+    /// gives it back otherwise. A connection is known by the client's
+    /// address and port. A client that piles up more than a few such
+    /// requests has its stream ended, which releases them.
+    pub(crate) fn park_if_pipelined(
+        &self,
+        request: tiny_http::Request,
+    ) -> Option<tiny_http::Request> {
+        let Some(remote) = request.remote_addr().copied() else {
+            return Some(request);
+        };
+        let mut streams = lock(&self.streams);
+        let Some(stream) = streams.get_mut(&remote) else {
+            return Some(request);
+        };
+        log::debug!(
+            "client {} sent a request behind its event stream; it waits for the stream to end",
+            stream.id
+        );
+        stream.parked.push(request);
+        if stream.parked.len() > MAX_PARKED
+            && !stream.counters.evicted.swap(true, Ordering::Relaxed)
+        {
+            self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            let _ = self.remove_tx.send(stream.id);
+        }
+        None
     }
 }
 
@@ -258,13 +357,28 @@ pub(crate) struct Counters {
     published: AtomicU64,
     queued: AtomicU64,
     dropped: AtomicU64,
+    evicted: AtomicU64,
     pub(crate) rejected: AtomicU64,
 }
 
 #[derive(Default)]
 pub(crate) struct ClientCounters {
-    dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     pub(crate) delivered: AtomicU64,
+    /// Set when the hub ended the client's stream: too slow under
+    /// [`SlowClient::Disconnect`], or too many requests behind the stream.
+    pub(crate) evicted: AtomicBool,
+}
+
+impl ClientCounters {
+    fn snapshot(&self, id: ClientId) -> ClientStats {
+        ClientStats {
+            id,
+            dropped: self.dropped.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Writers {
@@ -397,7 +511,9 @@ impl Hub {
             published: counters.published.load(Ordering::Relaxed),
             queued: counters.queued.load(Ordering::Relaxed),
             dropped: counters.dropped.load(Ordering::Relaxed),
+            evicted: counters.evicted.load(Ordering::Relaxed),
             rejected: counters.rejected.load(Ordering::Relaxed),
+            streams: lock(&self.inner.shared.streams).len(),
             pending: self.inner.notify_rx.len(),
         }
     }
@@ -406,11 +522,7 @@ impl Hub {
     /// that id is connected.
     pub fn client_stats(&self, id: ClientId) -> Option<ClientStats> {
         let clients = lock(&self.inner.shared.clients);
-        clients.get(&id).map(|counters| ClientStats {
-            id,
-            dropped: counters.dropped.load(Ordering::Relaxed),
-            delivered: counters.delivered.load(Ordering::Relaxed),
-        })
+        clients.get(&id).map(|counters| counters.snapshot(id))
     }
 
     /// Counters for every connected client, in no particular order.
@@ -418,11 +530,7 @@ impl Hub {
         let clients = lock(&self.inner.shared.clients);
         clients
             .iter()
-            .map(|(&id, counters)| ClientStats {
-                id,
-                dropped: counters.dropped.load(Ordering::Relaxed),
-                delivered: counters.delivered.load(Ordering::Relaxed),
-            })
+            .map(|(&id, counters)| counters.snapshot(id))
             .collect()
     }
 
@@ -466,10 +574,27 @@ impl Hub {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn serve(&self, request: tiny_http::Request) -> Result<ClientId, Error> {
+        let shared = &self.inner.shared;
+        let Some(request) = shared.park_if_pipelined(request) else {
+            return Err(Error::Pipelined);
+        };
+        if self.is_closed() {
+            crate::server::respond_unavailable(request);
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Closed);
+        }
+        let open = lock(&shared.streams).len();
+        if open >= shared.config.max_clients {
+            log::debug!("refusing a client: {open} streams open, the most allowed");
+            crate::server::respond_unavailable(request);
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::TooManyClients);
+        }
         let subscription = match self.subscribe() {
             Ok(subscription) => subscription,
             Err(e) => {
                 crate::server::respond_unavailable(request);
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
@@ -477,13 +602,24 @@ impl Hub {
         let mut writers = lock(&self.inner.writers);
         let Some(alive) = writers.alive_tx.clone() else {
             crate::server::respond_unavailable(request);
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Closed);
         };
+        let remote = request.remote_addr().copied();
+        if let Some(remote) = remote {
+            let stream = OpenStream {
+                id,
+                counters: Arc::clone(&subscription.counters),
+                parked: Vec::new(),
+            };
+            lock(&shared.streams).insert(remote, stream);
+        }
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
         let slot = Arc::new(Mutex::new(Some(request)));
         let thread_slot = Arc::clone(&slot);
+        let shared_for_thread = Arc::clone(shared);
         let spawned = thread::Builder::new()
             .name(format!("sse-client-{id}"))
             .stack_size(crate::stream::STACK_SIZE)
@@ -491,6 +627,12 @@ impl Hub {
                 let request = lock(&thread_slot).take();
                 if let Some(request) = request {
                     crate::stream::run(request, subscription);
+                }
+                // The stream's writer is gone, so `tiny_http` can now answer
+                // what the client sent behind the stream.
+                if let Some(remote) = remote {
+                    let parked = lock(&shared_for_thread.streams).remove(&remote);
+                    drop(parked);
                 }
                 drop(alive);
             });
@@ -501,11 +643,10 @@ impl Hub {
             }
             Err(e) => {
                 drop(writers);
-                self.inner
-                    .shared
-                    .counters
-                    .rejected
-                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(remote) = remote {
+                    lock(&shared.streams).remove(&remote);
+                }
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 log::warn!("could not start a writer thread for client {id}: {e}");
                 if let Some(request) = lock(&slot).take() {
                     crate::server::respond_unavailable(request);
@@ -818,12 +959,18 @@ impl HubThread {
         let mut queued = 0u64;
         let mut dropped = 0u64;
         let mut gone = Vec::new();
+        let policy = self.shared.config.slow_client;
         for client in &self.clients {
             match client.queue.try_send(frame.clone()) {
                 Ok(()) => queued += events,
                 Err(TrySendError::Full(_)) => {
                     client.counters.dropped.fetch_add(events, Ordering::Relaxed);
                     dropped += events;
+                    if policy == SlowClient::Disconnect {
+                        client.counters.evicted.store(true, Ordering::Relaxed);
+                        self.shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                        gone.push(client.id);
+                    }
                 }
                 Err(TrySendError::Disconnected(_)) => gone.push(client.id),
             }
@@ -859,6 +1006,34 @@ impl HubThread {
         }
         Frame::new(bytes, events)
     }
+}
+
+/// The default for [`HubBuilder::max_clients`]: 10,000, or what this
+/// machine's limits leave room for, if less.
+fn default_max_clients() -> usize {
+    fn read_number(path: &str) -> Option<usize> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+    fn open_file_limit() -> Option<usize> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+    let mut clients = 10_000;
+    if let Some(files) = open_file_limit() {
+        clients = clients.min(files * 3 / 4 / 2);
+    }
+    for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
+        if let Some(tasks) = read_number(path) {
+            clients = clients.min(tasks * 3 / 4 / 2);
+        }
+    }
+    if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
+        clients = clients.min(maps.saturating_sub(4096) / 9);
+    }
+    clients.max(1)
 }
 
 /// Locks a mutex, carrying on with the data if a thread panicked while

@@ -88,7 +88,7 @@ mod stream;
 
 pub use error::Error;
 pub use event::{Event, Frame};
-pub use hub::{ClientId, Hub, HubBuilder, Subscription};
+pub use hub::{ClientId, Hub, HubBuilder, SlowClient, Subscription};
 pub use server::{Server, ServerBuilder};
 pub use stats::{ClientStats, Stats};
 

@@ -58,8 +58,8 @@ pub struct ServerBuilder {
 
 impl ServerBuilder {
     /// The path of the event stream. `GET` on it (with any query string)
-    /// opens a stream; other methods get `405 Method Not Allowed` with
-    /// `Allow: GET`.
+    /// opens a stream; `HEAD` gets the stream's headers and no body; other
+    /// methods get `405 Method Not Allowed` with `Allow: GET, HEAD`.
     ///
     /// Defaults to `/events`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
@@ -314,15 +314,26 @@ impl AcceptLoop {
     }
 
     fn route(&self, request: Request) {
+        // Answering a request that came in behind an open stream would block
+        // this thread until that stream ends.
+        let Some(request) = self.hub.inner.shared.park_if_pipelined(request) else {
+            return;
+        };
         let path = request.url().split('?').next().unwrap_or_default();
         if path == self.path {
             if *request.method() == Method::Get {
                 // Failures have been answered and logged by `serve`.
                 let _ = self.hub.serve(request);
+            } else if *request.method() == Method::Head {
+                // What a GET would answer, without the (endless) body.
+                let response = Response::empty(200)
+                    .with_header(header("Content-Type", "text/event-stream"))
+                    .with_header(header("Cache-Control", "no-cache"));
+                let _ = request.respond(response);
             } else {
                 let response = Response::from_string("method not allowed\n")
                     .with_status_code(405)
-                    .with_header(header("Allow", "GET"));
+                    .with_header(header("Allow", "GET, HEAD"));
                 let _ = request.respond(response);
             }
         } else if let Some(fallback) = &self.fallback {

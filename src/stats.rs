@@ -18,9 +18,17 @@ pub struct Stats {
     pub queued: u64,
     /// Event deliveries missed because a client's queue was full.
     pub dropped: u64,
-    /// Clients turned away with `503 Service Unavailable` (the hub was
-    /// shutting down or the operating system refused a thread).
+    /// Streams the hub ended because the client was too slow (under
+    /// [`SlowClient::Disconnect`](crate::SlowClient::Disconnect)) or sent too
+    /// many requests behind its stream.
+    pub evicted: u64,
+    /// Clients turned away with `503 Service Unavailable`: too many streams
+    /// open ([`HubBuilder::max_clients`](crate::HubBuilder::max_clients)),
+    /// the hub shutting down, or the operating system refusing a thread.
     pub rejected: u64,
+    /// Event streams open now (the rest of [`clients`](Stats::clients) are
+    /// subscriptions).
+    pub streams: usize,
     /// Events published but not yet taken up by the hub thread.
     pub pending: usize,
 }
@@ -37,4 +45,8 @@ pub struct ClientStats {
     /// Events written to the client's connection (streams only; a
     /// subscription counts what it received in its own code).
     pub delivered: u64,
+    /// True when the hub ended the client's stream (too slow, or too many
+    /// requests behind its stream); the stream ends once what was queued is
+    /// written.
+    pub evicted: bool,
 }

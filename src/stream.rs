@@ -63,10 +63,20 @@ pub(crate) fn run(request: tiny_http::Request, subscription: Subscription) {
         subscription,
         chunked,
         out: Vec::with_capacity(256),
+        reported_missed: 0,
     };
     log::debug!("client {id} connected from {remote:?}");
     let ending = stream.run();
     match ending {
+        Ending::Finished
+            if stream
+                .subscription
+                .counters()
+                .evicted
+                .load(Ordering::Relaxed) =>
+        {
+            log::debug!("client {id} evicted: too slow, or too many requests behind its stream")
+        }
         Ending::Finished => log::debug!("client {id} stream ended"),
         Ending::WriteFailed => log::debug!("client {id} went away"),
         Ending::TimedOut => log::debug!("client {id} stopped reading: write timed out"),
@@ -78,6 +88,8 @@ struct Stream {
     subscription: Subscription,
     chunked: bool,
     out: Vec<u8>,
+    /// Missed events already told to the client.
+    reported_missed: u64,
 }
 
 impl Stream {
@@ -100,6 +112,7 @@ impl Stream {
             let mut events = 0;
             match first {
                 Ok(frame) => {
+                    self.report_missed();
                     events += self.append(&frame);
                     while self.out.len() < WRITE_BYTES {
                         match self.subscription.receiver().try_recv() {
@@ -130,6 +143,20 @@ impl Stream {
         self.out.clear();
         if self.chunked {
             self.out.resize(CHUNK_HEAD, 0);
+        }
+    }
+
+    /// Tells the client, in a comment line, how many events it missed since
+    /// the last time, if any.
+    fn report_missed(&mut self) {
+        let missed = self.subscription.missed();
+        if missed > self.reported_missed {
+            let _ = writeln!(
+                self.out,
+                ": missed {} events",
+                missed - self.reported_missed
+            );
+            self.reported_missed = missed;
         }
     }
 
