@@ -46,6 +46,12 @@ pub enum Error {
     Pipelined,
     /// No client with that id is connected (it left or never existed).
     UnknownClient(u64),
+    /// A client id chosen by the connect hook or a subscriber is already in
+    /// use by a connected client.
+    IdInUse(u64),
+    /// A value could not be serialised to JSON (`json` feature).
+    #[cfg(feature = "json")]
+    Json(serde_json::Error),
     /// Any other input/output error.
     Io(io::Error),
 }
@@ -68,6 +74,9 @@ impl fmt::Display for Error {
                 f.write_str("the request arrived behind an open event stream on its connection")
             }
             Error::UnknownClient(id) => write!(f, "no connected client has id {id}"),
+            Error::IdInUse(id) => write!(f, "client id {id} is already in use"),
+            #[cfg(feature = "json")]
+            Error::Json(e) => write!(f, "could not serialise the event data to JSON: {e}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -77,6 +86,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind(e) | Error::Spawn(e) | Error::Io(e) => Some(e),
+            #[cfg(feature = "json")]
+            Error::Json(e) => Some(e),
             _ => None,
         }
     }

@@ -114,6 +114,32 @@ impl Event {
         self
     }
 
+    /// An event whose data is `value` as JSON (needs the `json` feature).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] when `value` cannot be serialised (a map with
+    /// non-string keys, a failing `Serialize` implementation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "json")] {
+    /// #[derive(serde::Serialize)]
+    /// struct Reading { celsius: f32 }
+    ///
+    /// let event = sse_server::Event::json(&Reading { celsius: 21.5 })?;
+    /// assert_eq!(event.data(), r#"{"celsius":21.5}"#);
+    /// # }
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Event, Error> {
+        serde_json::to_string(value)
+            .map(Event::new)
+            .map_err(Error::Json)
+    }
+
     /// The event's data.
     pub fn data(&self) -> &str {
         &self.data
@@ -164,6 +190,10 @@ impl Event {
         len
     }
 
+    pub(crate) fn custom_id(&self) -> Option<std::sync::Arc<str>> {
+        self.id.as_deref().map(std::sync::Arc::from)
+    }
+
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         if let Some(comment) = &self.comment {
             encode_lines(out, COMMENT, comment);
@@ -197,6 +227,30 @@ pub(crate) fn encode_data(data: &str) -> Vec<u8> {
     encode_lines(&mut out, DATA, data);
     out.push(b'\n');
     out
+}
+
+/// Encodes the event that tells a client it has a gap (or, without a name,
+/// a comment line saying so).
+pub(crate) fn encode_gap(out: &mut Vec<u8>, name: Option<&str>, id: Option<&str>, data: &str) {
+    match name {
+        Some(name) => {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+            if let Some(id) = id {
+                out.extend_from_slice(b"id: ");
+                out.extend_from_slice(id.as_bytes());
+                out.push(b'\n');
+            }
+            encode_lines(out, DATA, data);
+            out.push(b'\n');
+        }
+        None => {
+            out.extend_from_slice(b": sse-gap ");
+            out.extend_from_slice(data.as_bytes());
+            out.push(b'\n');
+        }
+    }
 }
 
 /// Splits `text` on CRLF, LF and lone CR, the three line ends of the

@@ -1,4 +1,4 @@
-//! The `Hub` handle and the hub thread.
+//! The `Hub` handle: publishing, subscribing, serving, shutting down.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -6,29 +6,33 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
+use crate::dispatch::{HubThread, Outgoing, Registration};
 use crate::event::{Frame, encode_data};
+use crate::history::Route;
 use crate::server::Acceptor;
 use crate::stats::{ClientStats, Stats};
-use crate::{Error, Event};
+use crate::subscription::{SubscribeOptions, Subscription};
+use crate::{Error, Event, HubBuilder};
 
-/// When several events wait for the hub at once, it joins them into one
-/// frame of at most about this many bytes (a frame always holds at least one
-/// whole event), so a burst costs one queue slot and one write per client
-/// instead of one per event.
-const BATCH_BYTES: usize = 64 * 1024;
-/// ... and at most this many events.
-const BATCH_EVENTS: u32 = 1024;
-
-/// An id the hub gives each client (stream or subscription), unique for the
-/// life of the hub.
+/// An id the hub gives each client (stream or subscription), unique among
+/// connected clients. The hub numbers clients from 1; a connect hook or a
+/// subscriber may choose an id of its own instead
+/// ([`Decision::id`](crate::Decision::id)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub(crate) u64);
 
 impl ClientId {
+    /// An id of the caller's choosing. Ids the hub picks count up from 1,
+    /// so ids chosen from the top half of the range (`1 << 63` and up)
+    /// never collide with them.
+    pub fn new(id: u64) -> ClientId {
+        ClientId(id)
+    }
+
     /// The id as a number.
     pub fn get(self) -> u64 {
         self.0
@@ -41,206 +45,17 @@ impl fmt::Display for ClientId {
     }
 }
 
-/// Settings for a [`Hub`], built with [`Hub::builder`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let hub = sse_server::Hub::builder()
-///     .client_buffer(512)
-///     .keep_alive(Some(Duration::from_secs(10)))
-///     .shutdown_timeout(Duration::from_secs(2))
-///     .build()?;
-/// # hub.shutdown()?;
-/// # Ok::<(), sse_server::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct HubBuilder {
-    pub(crate) client_buffer: usize,
-    pub(crate) keep_alive: Option<Duration>,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) write_timeout: Duration,
-    pub(crate) slow_client: SlowClient,
-    pub(crate) max_clients: usize,
-}
-
-/// What the hub does when a client's queue is full, set with
-/// [`HubBuilder::slow_client`]. Whichever it is, the hub never waits for a
-/// client and `notify` never blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SlowClient {
-    /// The client misses the frame that did not fit (the newest events) and
-    /// keeps its connection. The miss is counted ([`Stats::dropped`],
-    /// [`ClientStats::dropped`]), and the stream carries a comment line
-    /// `: missed N events` before the next events it sends, for clients and
-    /// people reading the raw stream.
-    #[default]
-    DropNewest,
-    /// The client's stream is ended (after what is already queued for it),
-    /// so that it reconnects and starts afresh. It is counted in
-    /// [`Stats::evicted`] and [`ClientStats::evicted`].
-    Disconnect,
-}
-
-impl Default for HubBuilder {
-    fn default() -> Self {
-        HubBuilder {
-            client_buffer: 128,
-            keep_alive: Some(Duration::from_secs(15)),
-            shutdown_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(30),
-            slow_client: SlowClient::DropNewest,
-            max_clients: default_max_clients(),
-        }
-    }
-}
-
-impl HubBuilder {
-    /// How many frames may wait in one client's queue. When a client's
-    /// queue is full, the events of the next frame are not queued for it:
-    /// the client misses them, and the miss is counted in
-    /// [`Stats::dropped`] and [`ClientStats::dropped`]. The hub never waits
-    /// for a client.
-    ///
-    /// A frame holds every event that was waiting for the hub when it got to
-    /// work (up to about 64 KiB), so a burst takes a few slots, while events
-    /// published one at a time take one slot each. Each slot costs 16 bytes
-    /// per client, allocated when the client connects. Values below 1 are
-    /// raised to 1.
-    ///
-    /// Defaults to 128.
-    pub fn client_buffer(mut self, frames: usize) -> Self {
-        self.client_buffer = frames.max(1);
-        self
-    }
-
-    /// After this long without sending anything, a stream writes a keep-alive
-    /// comment line (`:`), which every client ignores. It keeps proxies
-    /// from closing idle streams and is how a client that went away without
-    /// a word is noticed: the write fails. `None` turns keep-alives off; a
-    /// zero duration is treated as one millisecond.
-    ///
-    /// Defaults to 15 seconds.
-    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
-        self.keep_alive = interval.map(|d| d.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// How long [`Hub::shutdown`] waits for the streams to send what is
-    /// queued for them and end. Streams whose client stops reading are cut
-    /// off at once during a shutdown, so this deadline is only reached when
-    /// a client reads, but too slowly to take its backlog in time.
-    ///
-    /// Defaults to 5 seconds.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// A client that takes no bytes for this long is cut off, and its writer
-    /// thread ends. This covers a client that stops reading and one that
-    /// vanished without closing (a dead network path): both leave a write
-    /// that cannot complete. Applies to connections accepted by
-    /// [`Server`](crate::Server), whose sockets get a send timeout and
-    /// `TCP_USER_TIMEOUT` to match; a connection from a `tiny_http` server of
-    /// the caller's has no socket timeout, so there a stalled write waits for
-    /// the kernel. Values below 1 ms are raised to 1 ms.
-    ///
-    /// Defaults to 30 seconds.
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// What happens to a client whose queue is full: see [`SlowClient`].
-    ///
-    /// Defaults to [`SlowClient::DropNewest`].
-    pub fn slow_client(mut self, policy: SlowClient) -> Self {
-        self.slow_client = policy;
-        self
-    }
-
-    /// The most event streams served at once; a client past it gets
-    /// `503 Service Unavailable` with `Retry-After`, no thread is started for
-    /// it, and it is counted in [`Stats::rejected`]. Subscriptions made with
-    /// [`Hub::subscribe`] do not count.
-    ///
-    /// Each stream takes two threads (its writer and the `tiny_http`
-    /// connection thread), so the operating system's limits cap it whatever
-    /// this says. Defaults to 10,000, or less where this machine's limits
-    /// would be reached first: a quarter of the open-file limit's worth of
-    /// headroom aside, each client needs 2 file descriptors
-    /// (`RLIMIT_NOFILE`), 2 tasks (`kernel.pid_max`, `kernel.threads-max`)
-    /// and about 9 memory mappings (`vm.max_map_count`; each thread maps its
-    /// stack and its signal stack, each with a guard page). With Linux's
-    /// default `vm.max_map_count` of 65530 that is about 6,800 clients.
-    pub fn max_clients(mut self, clients: usize) -> Self {
-        self.max_clients = clients;
-        self
-    }
-
-    /// Starts the hub thread.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Spawn`] when the operating system refuses the thread.
-    pub fn build(self) -> Result<Hub, Error> {
-        let (add_tx, add_rx) = crossbeam_channel::unbounded();
-        let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
-        let (notify_tx, notify_rx) = crossbeam_channel::unbounded();
-        let (alive_tx, alive_rx) = crossbeam_channel::bounded(0);
-        let shared = Arc::new(Shared {
-            remove_tx,
-            counters: Counters::default(),
-            clients: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
-            config: self,
-            streams: Mutex::new(HashMap::new()),
-        });
-        let hub_thread = HubThread {
-            add_rx,
-            remove_rx,
-            notify_rx: notify_rx.clone(),
-            clients: Vec::new(),
-            shared: Arc::clone(&shared),
-        };
-        let handle = thread::Builder::new()
-            .name("sse-hub".into())
-            .spawn(move || hub_thread.run())
-            .map_err(Error::Spawn)?;
-        Ok(Hub {
-            inner: Arc::new(Inner {
-                notify_tx: RwLock::new(Some(notify_tx)),
-                notify_rx,
-                add_tx,
-                shared,
-                hub_thread: Mutex::new(Some(handle)),
-                acceptors: Mutex::new(Vec::new()),
-                writers: Mutex::new(Writers {
-                    handles: Vec::new(),
-                    prune_at: 64,
-                    alive_tx: Some(alive_tx),
-                }),
-                alive_rx,
-                closing_since: OnceLock::new(),
-            }),
-        })
-    }
-}
-
 /// The handle programs publish through: cheap to clone, and usable from any
 /// thread.
 ///
 /// Building a hub starts one thread, named `sse-hub`, which owns the list of
-/// clients. [`notify`](Hub::notify) and [`publish`](Hub::publish) encode the
-/// event in the calling thread and hand the bytes to the hub thread; the hub
-/// thread offers the same bytes to every client's bounded queue without ever
-/// waiting for one. Each connection has a writer thread of its own that takes
-/// frames from its queue and writes them.
+/// clients and the replay history. [`notify`](Hub::notify),
+/// [`publish`](Hub::publish), [`publish_to`](Hub::publish_to) and
+/// [`send_to`](Hub::send_to) encode the event in the calling thread and hand
+/// the bytes to the hub thread; the hub thread offers the same bytes to the
+/// bounded queue of every client the event reaches, without ever waiting for
+/// one. Each connection has a writer thread of its own that takes frames from
+/// its queue and writes them.
 ///
 /// The hub shuts down when [`shutdown`](Hub::shutdown) is called, when a
 /// [`Server`](crate::Server) serving it is shut down or dropped, or when the
@@ -251,7 +66,7 @@ impl HubBuilder {
 /// ```
 /// use sse_server::{Event, Hub};
 ///
-/// let hub = Hub::new()?;
+/// let hub = Hub::builder().history(0, 0, None).build()?; // no automatic ids
 /// let subscription = hub.subscribe()?;
 ///
 /// let publisher = hub.clone();
@@ -274,9 +89,8 @@ pub struct Hub {
 pub(crate) struct Inner {
     /// `None` once shutdown began. Dropping the only sender is what tells the
     /// hub thread to finish: it still receives every event sent before.
-    notify_tx: RwLock<Option<Sender<Frame>>>,
-    notify_rx: Receiver<Frame>,
-    add_tx: Sender<Registration>,
+    notify_tx: RwLock<Option<Sender<Outgoing>>>,
+    notify_rx: Receiver<Outgoing>,
     pub(crate) shared: Arc<Shared>,
     hub_thread: Mutex<Option<JoinHandle<()>>>,
     pub(crate) acceptors: Mutex<Vec<Acceptor>>,
@@ -290,20 +104,22 @@ pub(crate) struct Inner {
 /// holds no handle to [`Inner`], so no thread the hub started keeps the hub
 /// alive.
 pub(crate) struct Shared {
-    remove_tx: Sender<ClientId>,
+    pub(crate) add_tx: Sender<Registration>,
+    pub(crate) remove_tx: Sender<ClientId>,
     pub(crate) counters: Counters,
-    clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
+    pub(crate) clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
     pub(crate) closing: AtomicBool,
     next_id: AtomicU64,
     pub(crate) config: HubBuilder,
-    /// Open event streams by the client's address, with the requests that
-    /// arrived behind each stream on its connection.
+    /// Open event streams by the client's address and port.
     streams: Mutex<HashMap<SocketAddr, OpenStream>>,
+    pub(crate) history_len: AtomicUsize,
+    pub(crate) history_bytes: AtomicUsize,
 }
 
 struct OpenStream {
-    id: ClientId,
-    counters: Arc<ClientCounters>,
+    /// The client, once it is registered.
+    client: Option<(ClientId, Arc<ClientCounters>)>,
     /// Requests the client sent on the connection behind its stream.
     /// `tiny_http` answers a connection's requests in order, so answering
     /// (or dropping) one of these blocks until the stream ends: they wait
@@ -315,49 +131,13 @@ struct OpenStream {
 /// The most requests kept behind one stream; past it the stream is ended.
 const MAX_PARKED: usize = 8;
 
-impl Shared {
-    pub(crate) fn write_timeout(&self) -> Duration {
-        self.config.write_timeout
-    }
-
-    /// Keeps `request` aside when it came in on a connection that carries an
-    /// open event stream (the client pipelined it behind its `GET`), and
-    /// gives it back otherwise. A connection is known by the client's
-    /// address and port. A client that piles up more than a few such
-    /// requests has its stream ended, which releases them.
-    pub(crate) fn park_if_pipelined(
-        &self,
-        request: tiny_http::Request,
-    ) -> Option<tiny_http::Request> {
-        let Some(remote) = request.remote_addr().copied() else {
-            return Some(request);
-        };
-        let mut streams = lock(&self.streams);
-        let Some(stream) = streams.get_mut(&remote) else {
-            return Some(request);
-        };
-        log::debug!(
-            "client {} sent a request behind its event stream; it waits for the stream to end",
-            stream.id
-        );
-        stream.parked.push(request);
-        if stream.parked.len() > MAX_PARKED
-            && !stream.counters.evicted.swap(true, Ordering::Relaxed)
-        {
-            self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-            let _ = self.remove_tx.send(stream.id);
-        }
-        None
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct Counters {
-    connected: AtomicUsize,
+    pub(crate) connected: AtomicUsize,
     published: AtomicU64,
-    queued: AtomicU64,
-    dropped: AtomicU64,
-    evicted: AtomicU64,
+    pub(crate) queued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) evicted: AtomicU64,
     pub(crate) rejected: AtomicU64,
 }
 
@@ -366,7 +146,8 @@ pub(crate) struct ClientCounters {
     pub(crate) dropped: AtomicU64,
     pub(crate) delivered: AtomicU64,
     /// Set when the hub ended the client's stream: too slow under
-    /// [`SlowClient::Disconnect`], or too many requests behind the stream.
+    /// [`SlowClient::Disconnect`](crate::SlowClient::Disconnect), or too many
+    /// requests behind its stream.
     pub(crate) evicted: AtomicBool,
 }
 
@@ -388,13 +169,6 @@ struct Writers {
     alive_tx: Option<Sender<()>>,
 }
 
-struct Registration {
-    id: ClientId,
-    queue: Sender<Frame>,
-    counters: Arc<ClientCounters>,
-    registered: Sender<()>,
-}
-
 impl Hub {
     /// A hub with the default settings (see [`HubBuilder`]).
     ///
@@ -408,6 +182,55 @@ impl Hub {
     /// Settings for a new hub.
     pub fn builder() -> HubBuilder {
         HubBuilder::default()
+    }
+
+    pub(crate) fn start(config: HubBuilder) -> Result<Hub, Error> {
+        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
+        let (notify_tx, notify_rx) = crossbeam_channel::unbounded();
+        let (alive_tx, alive_rx) = crossbeam_channel::bounded(0);
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        let shared = Arc::new(Shared {
+            add_tx,
+            remove_tx,
+            counters: Counters::default(),
+            clients: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            config,
+            streams: Mutex::new(HashMap::new()),
+            history_len: AtomicUsize::new(0),
+            history_bytes: AtomicUsize::new(0),
+        });
+        let hub_thread = HubThread::new(
+            add_rx,
+            remove_rx,
+            notify_rx.clone(),
+            Arc::clone(&shared),
+            format!("{started_ms:x}-"),
+        );
+        let handle = thread::Builder::new()
+            .name("sse-hub".into())
+            .spawn(move || hub_thread.run())
+            .map_err(Error::Spawn)?;
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                notify_tx: RwLock::new(Some(notify_tx)),
+                notify_rx,
+                shared,
+                hub_thread: Mutex::new(Some(handle)),
+                acceptors: Mutex::new(Vec::new()),
+                writers: Mutex::new(Writers {
+                    handles: Vec::new(),
+                    prune_at: 64,
+                    alive_tx: Some(alive_tx),
+                }),
+                alive_rx,
+                closing_since: OnceLock::new(),
+            }),
+        })
     }
 
     /// Sends `data` as a data-only event (a browser's `onmessage` sees it)
@@ -425,7 +248,11 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn notify(&self, data: impl AsRef<str>) -> Result<(), Error> {
-        self.send_frame(Frame::new(encode_data(data.as_ref()), 1))
+        self.send(Outgoing {
+            frame: Frame::new(encode_data(data.as_ref()), 1),
+            custom_id: None,
+            route: Route::All,
+        })
     }
 
     /// Sends a full [`Event`] to every connected client. It never blocks on
@@ -445,76 +272,134 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn publish(&self, event: &Event) -> Result<(), Error> {
-        self.send_frame(Frame::new(event.to_bytes(), 1))
+        self.send(Outgoing {
+            frame: Frame::new(event.to_bytes(), 1),
+            custom_id: event.custom_id(),
+            route: Route::All,
+        })
     }
 
-    fn send_frame(&self, frame: Frame) -> Result<(), Error> {
+    /// Sends an event to the clients subscribed to `topic` (each receives
+    /// it once, however many of its topics match). Clients subscribe with
+    /// `?topic=` query parameters, a connect hook's
+    /// [`Decision::topics`](crate::Decision::topics), or
+    /// [`SubscribeOptions::topics`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::{Event, Hub, SubscribeOptions};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().history(0, 0, None).build()?;
+    /// let sports = hub.subscribe_with(SubscribeOptions::new().topics(["sports"]))?;
+    /// hub.publish_to("weather", &Event::new("rain"))?;
+    /// hub.publish_to("sports", &Event::new("goal"))?;
+    /// let frame = sports.recv_timeout(Duration::from_secs(5))?.expect("an event");
+    /// assert_eq!(frame.as_bytes(), b"data: goal\n\n");
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn publish_to(&self, topic: &str, event: &Event) -> Result<(), Error> {
+        self.send(Outgoing {
+            frame: Frame::new(event.to_bytes(), 1),
+            custom_id: event.custom_id(),
+            route: Route::Topic(Arc::from(topic)),
+        })
+    }
+
+    /// Sends an event to one client only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownClient`] when no client with that id is connected,
+    /// [`Error::Closed`] after shutdown. A client that leaves between this
+    /// check and the hub thread's turn simply does not get the event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::{Event, Hub};
+    ///
+    /// let hub = Hub::new()?;
+    /// let one = hub.subscribe()?;
+    /// hub.send_to(one.id(), &Event::new("just for you"))?;
+    /// drop(one);
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn send_to(&self, client: ClientId, event: &Event) -> Result<(), Error> {
+        if !lock(&self.inner.shared.clients).contains_key(&client) {
+            return Err(Error::UnknownClient(client.0));
+        }
+        self.send(Outgoing {
+            frame: Frame::new(event.to_bytes(), 1),
+            custom_id: event.custom_id(),
+            route: Route::Client(client),
+        })
+    }
+
+    fn send(&self, outgoing: Outgoing) -> Result<(), Error> {
         let sender = self
             .inner
             .notify_tx
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sender = sender.as_ref().ok_or(Error::Closed)?;
-        let events = frame.events() as u64;
-        sender.send(frame).map_err(|_| Error::Closed)?;
+        sender.send(outgoing).map_err(|_| Error::Closed)?;
         self.inner
             .shared
             .counters
             .published
-            .fetch_add(events, Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Subscribes without a network connection: for programs that carry the
-    /// events over some other transport, and for tests. The subscription
-    /// receives every event published after this call returns; its queue
-    /// has [`HubBuilder::client_buffer`] slots, and frames that do not fit
-    /// are missed (see [`Subscription::missed`]). Dropping the subscription
-    /// unsubscribes.
+    /// Subscribes to every broadcast event without a network connection: for
+    /// programs that carry the events over some other transport, and for
+    /// tests. Same as [`subscribe_with`](Hub::subscribe_with) with default
+    /// options.
     ///
     /// # Errors
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn subscribe(&self) -> Result<Subscription, Error> {
-        let (queue, receiver) = crossbeam_channel::bounded(self.inner.shared.config.client_buffer);
-        let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
-        let id = ClientId(self.inner.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let counters = Arc::new(ClientCounters::default());
-        if self.inner.shared.closing.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.inner
-            .add_tx
-            .send(Registration {
-                id,
-                queue,
-                counters: Arc::clone(&counters),
-                registered: registered_tx,
-            })
-            .map_err(|_| Error::Closed)?;
-        // The hub thread answers at once, or drops the registration (and so
-        // disconnects this channel) when it stops.
-        registered_rx.recv().map_err(|_| Error::Closed)?;
-        Ok(Subscription {
-            id,
-            receiver,
-            counters,
-            shared: Arc::clone(&self.inner.shared),
-        })
+        self.subscribe_with(SubscribeOptions::new())
+    }
+
+    /// Subscribes without a network connection, with topics, an id of the
+    /// caller's choosing, or a `Last-Event-ID` to resume from. The
+    /// subscription receives the replayed events, then every event published
+    /// after this call returns that reaches it; its queue has
+    /// [`HubBuilder::client_buffer`] slots, and frames that do not fit are
+    /// missed (see [`Subscription::missed`]). Dropping the subscription
+    /// unsubscribes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown, [`Error::IdInUse`] when the chosen
+    /// id belongs to a connected client.
+    pub fn subscribe_with(&self, options: SubscribeOptions) -> Result<Subscription, Error> {
+        self.inner.shared.register(options)
     }
 
     /// Counters for the whole hub.
     pub fn stats(&self) -> Stats {
-        let counters = &self.inner.shared.counters;
+        let shared = &self.inner.shared;
+        let counters = &shared.counters;
         Stats {
             clients: counters.connected.load(Ordering::Relaxed),
+            streams: lock(&shared.streams).len(),
             published: counters.published.load(Ordering::Relaxed),
             queued: counters.queued.load(Ordering::Relaxed),
             dropped: counters.dropped.load(Ordering::Relaxed),
             evicted: counters.evicted.load(Ordering::Relaxed),
             rejected: counters.rejected.load(Ordering::Relaxed),
-            streams: lock(&self.inner.shared.streams).len(),
             pending: self.inner.notify_rx.len(),
+            history_events: shared.history_len.load(Ordering::Relaxed),
+            history_bytes: shared.history_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -539,23 +424,37 @@ impl Hub {
         self.inner.shared.closing.load(Ordering::Acquire)
     }
 
-    /// Streams events to the client that sent `request`, on a writer thread
-    /// of its own: the call returns at once. This is how a program that runs
-    /// its own `tiny_http` server serves an event stream from one of its
-    /// routes; the method and path are the caller's business.
+    /// Answers `request` as the event-stream endpoint, whatever its path:
+    /// this is how a program that runs its own `tiny_http` server serves
+    /// events from one of its routes. It returns at once.
     ///
-    /// The client is registered before the call returns, so it receives
-    /// every event published afterwards. The connection's sockets are the
-    /// caller's: [`Server`](crate::Server) gives its sockets a write timeout
-    /// and `TCP_NODELAY`, a server the caller built has whatever the caller
-    /// set (a plain `tiny_http::Server` sets neither, so a client that stops
-    /// reading holds its writer thread until the kernel gives up on it).
+    /// * `GET` starts a stream on a writer thread of its own. On that thread
+    ///   the connect hook ([`HubBuilder::on_connect`]) decides about the
+    ///   client, the client is registered (with its topics, and its replay
+    ///   when it sent a `Last-Event-ID`), and only then are the response
+    ///   headers written: a client that has the headers receives every event
+    ///   published afterwards.
+    /// * `HEAD` gets the stream's headers without a body; `OPTIONS` the CORS
+    ///   preflight answer (see [`Cors`](crate::Cors)); other methods
+    ///   `405 Method Not Allowed` with `Allow`.
+    /// * A request that came in on a connection already carrying a stream
+    ///   (pipelined behind it) is kept until that stream ends:
+    ///   answering it sooner would block.
+    ///
+    /// The connection's sockets are the caller's: [`Server`](crate::Server)
+    /// gives its sockets a write timeout and `TCP_NODELAY`, a server the
+    /// caller built has whatever the caller set (a plain `tiny_http::Server`
+    /// sets neither, so a client that stops reading holds its writer thread
+    /// until the kernel gives up on it).
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after shutdown, [`Error::Spawn`] when the operating
-    /// system refuses the writer thread. In both cases the client has been
-    /// answered `503 Service Unavailable` with `Retry-After`.
+    /// Each error has been answered to the client already:
+    /// [`Error::Closed`] after shutdown, [`Error::TooManyClients`] past
+    /// [`HubBuilder::max_clients`], [`Error::Spawn`] when the operating
+    /// system refuses the writer thread (all three `503` with
+    /// `Retry-After`), [`Error::Pipelined`] for a request kept behind a
+    /// stream. Other methods than `GET` return `Ok` once answered.
     ///
     /// # Examples
     ///
@@ -565,7 +464,7 @@ impl Hub {
     /// let hub = Hub::new()?;
     /// let server = tiny_http::Server::http("127.0.0.1:8080").expect("bind");
     /// for request in server.incoming_requests() {
-    ///     if request.url() == "/events" {
+    ///     if request.url().split('?').next() == Some("/events") {
     ///         hub.serve(request)?;
     ///     } else {
     ///         request.respond(tiny_http::Response::from_string("hello"))?;
@@ -573,43 +472,31 @@ impl Hub {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn serve(&self, request: tiny_http::Request) -> Result<ClientId, Error> {
+    pub fn serve(&self, request: tiny_http::Request) -> Result<(), Error> {
         let shared = &self.inner.shared;
         let Some(request) = shared.park_if_pipelined(request) else {
             return Err(Error::Pipelined);
         };
+        let Some(request) = crate::server::answer_non_stream(shared, request) else {
+            return Ok(());
+        };
         if self.is_closed() {
-            crate::server::respond_unavailable(request);
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::Closed);
+            return Err(shared.refuse(request, Error::Closed));
         }
         let open = lock(&shared.streams).len();
         if open >= shared.config.max_clients {
             log::debug!("refusing a client: {open} streams open, the most allowed");
-            crate::server::respond_unavailable(request);
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::TooManyClients);
+            return Err(shared.refuse(request, Error::TooManyClients));
         }
-        let subscription = match self.subscribe() {
-            Ok(subscription) => subscription,
-            Err(e) => {
-                crate::server::respond_unavailable(request);
-                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
-        let id = subscription.id;
         let mut writers = lock(&self.inner.writers);
         let Some(alive) = writers.alive_tx.clone() else {
-            crate::server::respond_unavailable(request);
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::Closed);
+            drop(writers);
+            return Err(shared.refuse(request, Error::Closed));
         };
         let remote = request.remote_addr().copied();
         if let Some(remote) = remote {
             let stream = OpenStream {
-                id,
-                counters: Arc::clone(&subscription.counters),
+                client: None,
                 parked: Vec::new(),
             };
             lock(&shared.streams).insert(remote, stream);
@@ -619,19 +506,20 @@ impl Hub {
         // can answer it.
         let slot = Arc::new(Mutex::new(Some(request)));
         let thread_slot = Arc::clone(&slot);
-        let shared_for_thread = Arc::clone(shared);
+        let thread_shared = Arc::clone(shared);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let spawned = thread::Builder::new()
             .name(format!("sse-client-{id}"))
             .stack_size(crate::stream::STACK_SIZE)
             .spawn(move || {
                 let request = lock(&thread_slot).take();
                 if let Some(request) = request {
-                    crate::stream::run(request, subscription);
+                    crate::stream::run(request, ClientId(id), &thread_shared);
                 }
                 // The stream's writer is gone, so `tiny_http` can now answer
                 // what the client sent behind the stream.
                 if let Some(remote) = remote {
-                    let parked = lock(&shared_for_thread.streams).remove(&remote);
+                    let parked = lock(&thread_shared.streams).remove(&remote);
                     drop(parked);
                 }
                 drop(alive);
@@ -639,19 +527,18 @@ impl Hub {
         match spawned {
             Ok(handle) => {
                 writers.push(handle);
-                Ok(id)
+                Ok(())
             }
             Err(e) => {
                 drop(writers);
                 if let Some(remote) = remote {
                     lock(&shared.streams).remove(&remote);
                 }
-                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                log::warn!("could not start a writer thread for client {id}: {e}");
-                if let Some(request) = lock(&slot).take() {
-                    crate::server::respond_unavailable(request);
+                log::warn!("could not start a writer thread for a client: {e}");
+                match lock(&slot).take() {
+                    Some(request) => Err(shared.refuse(request, Error::Spawn(e))),
+                    None => Err(Error::Spawn(e)),
                 }
-                Err(Error::Spawn(e))
             }
         }
     }
@@ -690,6 +577,100 @@ impl fmt::Debug for Hub {
             .field("stats", &self.stats())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+impl Shared {
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.config.write_timeout
+    }
+
+    /// Registers a client with the hub thread and waits for its answer.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, Error> {
+        let (queue, receiver) = crossbeam_channel::bounded(self.config.client_buffer);
+        let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
+        let id = options
+            .id
+            .unwrap_or_else(|| ClientId(self.next_id.fetch_add(1, Ordering::Relaxed)));
+        let counters = Arc::new(ClientCounters::default());
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.add_tx
+            .send(Registration {
+                id,
+                queue,
+                counters: Arc::clone(&counters),
+                topics: options
+                    .topics
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect(),
+                last_event_id: options.last_event_id,
+                registered: registered_tx,
+            })
+            .map_err(|_| Error::Closed)?;
+        // The hub thread answers at once, or drops the registration (and so
+        // disconnects this channel) when it stops.
+        match registered_rx.recv() {
+            Ok(true) => Ok(Subscription::new(id, receiver, counters, Arc::clone(self))),
+            Ok(false) => Err(Error::IdInUse(id.0)),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// Notes which client a stream from `remote` turned out to be.
+    pub(crate) fn stream_registered(
+        &self,
+        remote: Option<SocketAddr>,
+        id: ClientId,
+        counters: &Arc<ClientCounters>,
+    ) {
+        if let Some(remote) = remote
+            && let Some(stream) = lock(&self.streams).get_mut(&remote)
+        {
+            stream.client = Some((id, Arc::clone(counters)));
+        }
+    }
+
+    /// Answers `request` with `503` and counts it; gives back `error`.
+    pub(crate) fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
+        crate::server::respond_unavailable(request);
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        error
+    }
+
+    /// Keeps `request` aside when it came in on a connection that carries an
+    /// open event stream (the client pipelined it behind its `GET`), and
+    /// gives it back otherwise. A connection is known by the client's
+    /// address and port. A client that piles up more than a few such
+    /// requests has its stream ended, which releases them.
+    pub(crate) fn park_if_pipelined(
+        &self,
+        request: tiny_http::Request,
+    ) -> Option<tiny_http::Request> {
+        let Some(remote) = request.remote_addr().copied() else {
+            return Some(request);
+        };
+        let mut streams = lock(&self.streams);
+        let Some(stream) = streams.get_mut(&remote) else {
+            return Some(request);
+        };
+        log::debug!(
+            "a client sent a request behind its event stream; it waits for the stream to end"
+        );
+        stream.parked.push(request);
+        if stream.parked.len() > MAX_PARKED
+            && let Some((id, counters)) = &stream.client
+            && !counters.evicted.swap(true, Ordering::Relaxed)
+        {
+            self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            let _ = self.remove_tx.send(*id);
+        }
+        None
     }
 }
 
@@ -766,274 +747,6 @@ impl Writers {
             self.prune_at = (self.handles.len() * 2).max(64);
         }
     }
-}
-
-/// A subscription made with [`Hub::subscribe`]: a bounded queue of encoded
-/// frames. Dropping it unsubscribes.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let hub = sse_server::Hub::new()?;
-/// let subscription = hub.subscribe()?;
-/// hub.notify("a")?;
-/// hub.notify("b")?;
-/// let mut bytes = Vec::new();
-/// while bytes.len() < b"data: a\n\ndata: b\n\n".len() {
-///     let frame = subscription.recv_timeout(Duration::from_secs(5))?.expect("an event");
-///     bytes.extend_from_slice(frame.as_bytes());
-/// }
-/// assert_eq!(bytes, b"data: a\n\ndata: b\n\n");
-/// # Ok::<(), sse_server::Error>(())
-/// ```
-pub struct Subscription {
-    id: ClientId,
-    receiver: Receiver<Frame>,
-    counters: Arc<ClientCounters>,
-    shared: Arc<Shared>,
-}
-
-impl Subscription {
-    /// The subscription's client id.
-    pub fn id(&self) -> ClientId {
-        self.id
-    }
-
-    /// Waits for the next frame.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] once the hub has shut down and every frame queued
-    /// before has been received.
-    pub fn recv(&self) -> Result<Frame, Error> {
-        self.receiver.recv().map_err(|_| Error::Closed)
-    }
-
-    /// Waits at most `timeout` for the next frame; `Ok(None)` when none came.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] as for [`recv`](Subscription::recv).
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, Error> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(frame) => Ok(Some(frame)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
-        }
-    }
-
-    /// The next frame if one is queued, without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] as for [`recv`](Subscription::recv).
-    pub fn try_recv(&self) -> Result<Option<Frame>, Error> {
-        match self.receiver.try_recv() {
-            Ok(frame) => Ok(Some(frame)),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(Error::Closed),
-        }
-    }
-
-    /// The underlying channel, to wait on it in a `crossbeam_channel::select!`
-    /// together with other channels.
-    pub fn receiver(&self) -> &Receiver<Frame> {
-        &self.receiver
-    }
-
-    /// How many events this subscription missed because its queue was full.
-    /// A consumer that sees this number grow knows it has a gap.
-    pub fn missed(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn counters(&self) -> &ClientCounters {
-        &self.counters
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-}
-
-impl fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .field("queued", &self.receiver.len())
-            .field("missed", &self.missed())
-            .finish()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        // The hub may be gone already; then there is nothing to leave.
-        let _ = self.shared.remove_tx.send(self.id);
-    }
-}
-
-struct Client {
-    id: ClientId,
-    queue: Sender<Frame>,
-    counters: Arc<ClientCounters>,
-}
-
-struct HubThread {
-    add_rx: Receiver<Registration>,
-    remove_rx: Receiver<ClientId>,
-    notify_rx: Receiver<Frame>,
-    clients: Vec<Client>,
-    shared: Arc<Shared>,
-}
-
-impl HubThread {
-    fn run(mut self) {
-        loop {
-            crossbeam_channel::select! {
-                recv(self.add_rx) -> registration => match registration {
-                    Ok(registration) => self.add(registration),
-                    Err(_) => break,
-                },
-                recv(self.remove_rx) -> id => {
-                    if let Ok(id) = id {
-                        self.remove(id);
-                    }
-                },
-                recv(self.notify_rx) -> frame => match frame {
-                    Ok(frame) => self.broadcast(frame),
-                    // Every sender is gone: shutdown, after every event sent
-                    // before it has been received and broadcast.
-                    Err(_) => break,
-                },
-            }
-        }
-        lock(&self.shared.clients).clear();
-        self.shared.counters.connected.store(0, Ordering::Relaxed);
-    }
-
-    fn add(&mut self, registration: Registration) {
-        let Registration {
-            id,
-            queue,
-            counters,
-            registered,
-        } = registration;
-        lock(&self.shared.clients).insert(id, Arc::clone(&counters));
-        self.clients.push(Client {
-            id,
-            queue,
-            counters,
-        });
-        self.shared
-            .counters
-            .connected
-            .store(self.clients.len(), Ordering::Relaxed);
-        // The subscriber may have given up waiting; it unsubscribes then.
-        let _ = registered.send(());
-    }
-
-    fn remove(&mut self, id: ClientId) {
-        if let Some(at) = self.clients.iter().position(|client| client.id == id) {
-            self.clients.swap_remove(at);
-            self.forget(&[id]);
-        }
-    }
-
-    fn forget(&self, ids: &[ClientId]) {
-        let mut clients = lock(&self.shared.clients);
-        for id in ids {
-            clients.remove(id);
-        }
-        self.shared
-            .counters
-            .connected
-            .store(self.clients.len(), Ordering::Relaxed);
-    }
-
-    fn broadcast(&mut self, first: Frame) {
-        let frame = self.gather(first);
-        let events = frame.events() as u64;
-        let mut queued = 0u64;
-        let mut dropped = 0u64;
-        let mut gone = Vec::new();
-        let policy = self.shared.config.slow_client;
-        for client in &self.clients {
-            match client.queue.try_send(frame.clone()) {
-                Ok(()) => queued += events,
-                Err(TrySendError::Full(_)) => {
-                    client.counters.dropped.fetch_add(events, Ordering::Relaxed);
-                    dropped += events;
-                    if policy == SlowClient::Disconnect {
-                        client.counters.evicted.store(true, Ordering::Relaxed);
-                        self.shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
-                        gone.push(client.id);
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => gone.push(client.id),
-            }
-        }
-        let counters = &self.shared.counters;
-        counters.queued.fetch_add(queued, Ordering::Relaxed);
-        if dropped > 0 {
-            counters.dropped.fetch_add(dropped, Ordering::Relaxed);
-        }
-        if !gone.is_empty() {
-            self.clients.retain(|client| !gone.contains(&client.id));
-            self.forget(&gone);
-        }
-    }
-
-    /// Joins `first` with the events already waiting behind it, so that a
-    /// burst costs each client one queue slot and one write.
-    fn gather(&self, first: Frame) -> Frame {
-        if self.notify_rx.is_empty() {
-            return first;
-        }
-        let mut bytes = Vec::with_capacity(BATCH_BYTES.min(first.as_bytes().len() * 8));
-        bytes.extend_from_slice(first.as_bytes());
-        let mut events = first.events() as u32;
-        while bytes.len() < BATCH_BYTES && events < BATCH_EVENTS {
-            match self.notify_rx.try_recv() {
-                Ok(next) => {
-                    bytes.extend_from_slice(next.as_bytes());
-                    events += next.events() as u32;
-                }
-                Err(_) => break,
-            }
-        }
-        Frame::new(bytes, events)
-    }
-}
-
-/// The default for [`HubBuilder::max_clients`]: 10,000, or what this
-/// machine's limits leave room for, if less.
-fn default_max_clients() -> usize {
-    fn read_number(path: &str) -> Option<usize> {
-        std::fs::read_to_string(path).ok()?.trim().parse().ok()
-    }
-    fn open_file_limit() -> Option<usize> {
-        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-        let line = limits
-            .lines()
-            .find(|line| line.starts_with("Max open files"))?;
-        line.split_whitespace().nth(3)?.parse().ok()
-    }
-    let mut clients = 10_000;
-    if let Some(files) = open_file_limit() {
-        clients = clients.min(files * 3 / 4 / 2);
-    }
-    for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
-        if let Some(tasks) = read_number(path) {
-            clients = clients.min(tasks * 3 / 4 / 2);
-        }
-    }
-    if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
-        clients = clients.min(maps.saturating_sub(4096) / 9);
-    }
-    clients.max(1)
 }
 
 /// Locks a mutex, carrying on with the data if a thread panicked while

@@ -79,18 +79,28 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod connect;
+mod cors;
+mod dispatch;
 mod error;
 mod event;
+mod history;
 mod hub;
 mod server;
 mod stats;
 mod stream;
+mod subscription;
 
+pub use config::{HubBuilder, SlowClient};
+pub use connect::{ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS};
+pub use cors::Cors;
 pub use error::Error;
 pub use event::{Event, Frame};
-pub use hub::{ClientId, Hub, HubBuilder, SlowClient, Subscription};
+pub use hub::{ClientId, Hub};
 pub use server::{Server, ServerBuilder};
 pub use stats::{ClientStats, Stats};
+pub use subscription::{SubscribeOptions, Subscription};
 
 pub use crossbeam_channel;
 pub use tiny_http;

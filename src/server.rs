@@ -11,7 +11,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, Socket, Type};
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::hub::lock;
+use crate::cors::{PREFLIGHT, Verdict};
+use crate::hub::{Shared, lock};
 use crate::{Error, Hub};
 
 /// How long one blocked `send` waits before the writer looks up: whether the
@@ -57,9 +58,9 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// The path of the event stream. `GET` on it (with any query string)
-    /// opens a stream; `HEAD` gets the stream's headers and no body; other
-    /// methods get `405 Method Not Allowed` with `Allow: GET, HEAD`.
+    /// The path of the event stream; requests for it (with any query
+    /// string) go to [`Hub::serve`], which streams on `GET`, answers `HEAD`
+    /// and `OPTIONS`, and `405 Method Not Allowed` to other methods.
     ///
     /// Defaults to `/events`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
@@ -321,27 +322,86 @@ impl AcceptLoop {
         };
         let path = request.url().split('?').next().unwrap_or_default();
         if path == self.path {
-            if *request.method() == Method::Get {
-                // Failures have been answered and logged by `serve`.
-                let _ = self.hub.serve(request);
-            } else if *request.method() == Method::Head {
-                // What a GET would answer, without the (endless) body.
-                let response = Response::empty(200)
-                    .with_header(header("Content-Type", "text/event-stream"))
-                    .with_header(header("Cache-Control", "no-cache"));
-                let _ = request.respond(response);
-            } else {
-                let response = Response::from_string("method not allowed\n")
-                    .with_status_code(405)
-                    .with_header(header("Allow", "GET, HEAD"));
-                let _ = request.respond(response);
-            }
+            // Failures have been answered and logged by `serve`.
+            let _ = self.hub.serve(request);
         } else if let Some(fallback) = &self.fallback {
             fallback(request);
         } else {
             let _ = request.respond(Response::from_string("not found\n").with_status_code(404));
         }
     }
+}
+
+/// Answers every request to the stream path that does not open a stream:
+/// `HEAD`, `OPTIONS` (CORS preflight), other methods, and a `GET` from an
+/// origin the CORS settings refuse. Gives back a `GET` that may stream.
+pub(crate) fn answer_non_stream(shared: &Shared, request: Request) -> Option<Request> {
+    let cors = shared
+        .config
+        .cors
+        .as_ref()
+        .map(|cors| cors.verdict(origin(&request)));
+    if matches!(cors, Some(Verdict::Refused)) {
+        log::debug!("refusing a request from an origin the CORS settings do not allow");
+        let response = Response::from_string("origin not allowed\n").with_status_code(403);
+        let _ = request.respond(response);
+        return None;
+    }
+    let cors_headers = match cors {
+        Some(Verdict::Allowed(headers)) => headers,
+        _ => Vec::new(),
+    };
+    let mut response = match request.method() {
+        Method::Get => return Some(request),
+        // What a GET would answer, without the (endless) body.
+        Method::Head => Response::empty(200)
+            .with_header(header("Content-Type", "text/event-stream"))
+            .with_header(header("Cache-Control", "no-cache"))
+            .boxed(),
+        Method::Options => {
+            let mut response =
+                Response::empty(204).with_header(header("Allow", "GET, HEAD, OPTIONS"));
+            if !cors_headers.is_empty() {
+                for (name, value) in PREFLIGHT {
+                    response.add_header(header(name, value));
+                }
+            }
+            response.boxed()
+        }
+        _ => Response::from_string("method not allowed\n")
+            .with_status_code(405)
+            .with_header(header("Allow", "GET, HEAD, OPTIONS"))
+            .boxed(),
+    };
+    for (name, value) in cors_headers {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    }
+    let _ = request.respond(response);
+    None
+}
+
+/// The CORS headers a stream's response carries (none without CORS
+/// settings or an `Origin` header).
+pub(crate) fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static str, String)> {
+    match shared
+        .config
+        .cors
+        .as_ref()
+        .map(|cors| cors.verdict(origin(request)))
+    {
+        Some(Verdict::Allowed(headers)) => headers,
+        _ => Vec::new(),
+    }
+}
+
+fn origin(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("Origin"))
+        .map(|header| header.value.as_str())
 }
 
 /// Answers `503 Service Unavailable`, asking the client to come back in a
@@ -353,7 +413,7 @@ pub(crate) fn respond_unavailable(request: Request) {
     let _ = request.respond(response);
 }
 
-fn header(name: &'static str, value: &'static str) -> Header {
+fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("BUG: a constant header is valid")
 }
 

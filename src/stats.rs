@@ -11,7 +11,7 @@ use crate::ClientId;
 pub struct Stats {
     /// Clients connected now: event streams and subscriptions.
     pub clients: usize,
-    /// Events accepted by `notify` and `publish`.
+    /// Events accepted by `notify`, `publish`, `publish_to` and `send_to`.
     pub published: u64,
     /// Event deliveries put into clients' queues (one event queued for ten
     /// clients counts ten).
@@ -31,6 +31,10 @@ pub struct Stats {
     pub streams: usize,
     /// Events published but not yet taken up by the hub thread.
     pub pending: usize,
+    /// Events in the replay history.
+    pub history_events: usize,
+    /// Bytes of encoded events in the replay history.
+    pub history_bytes: usize,
 }
 
 /// Counters for one client, from [`Hub::client_stats`](crate::Hub::client_stats)

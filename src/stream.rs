@@ -7,8 +7,14 @@ use std::time::Instant;
 
 use crossbeam_channel::RecvTimeoutError;
 
-use crate::Frame;
-use crate::hub::Subscription;
+use std::sync::Arc;
+
+use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
+use crate::event::encode_gap;
+use crate::hub::Shared;
+use crate::{
+    ClientId, Decision, Disconnect, DisconnectReason, Error, Frame, SubscribeOptions, Subscription,
+};
 
 /// Stack reserved for each writer thread. Only the pages a thread touches
 /// cost memory; the writer's deepest path (a write through `tiny_http`'s
@@ -23,19 +29,6 @@ const WRITE_BYTES: usize = 64 * 1024;
 /// (`ffffffff\r\n`).
 const CHUNK_HEAD: usize = 10;
 
-const HEAD_11: &[u8] = b"HTTP/1.1 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n\
-Transfer-Encoding: chunked\r\n\r\n";
-
-const HEAD_10: &[u8] = b"HTTP/1.0 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n";
-
 /// The line sent after `keep_alive` of silence. A comment line with no blank
 /// line after it: every client ignores it, and none reads it as an empty
 /// message (some clients do for `:\n\n`).
@@ -43,44 +36,157 @@ const KEEP_ALIVE: &[u8] = b":\n";
 
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// Why a stream ended.
+/// Why a stream ended, as the writer saw it.
 #[derive(Clone, Copy, Debug)]
 enum Ending {
-    /// The hub shut down or dropped the client.
+    /// The hub closed the client's queue: shutdown or eviction.
     Finished,
-    /// A write failed: the client went away.
-    WriteFailed,
+    /// A write failed.
+    WriteFailed(ErrorKind),
     /// The client took no bytes for the write timeout.
     TimedOut,
 }
 
-pub(crate) fn run(request: tiny_http::Request, subscription: Subscription) {
-    let chunked = *request.http_version() != tiny_http::HTTPVersion(1, 0);
+/// Runs one event stream, from the connect hook to the disconnect hook.
+pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared>) {
     let remote = request.remote_addr().copied();
+    let decision = match &shared.config.on_connect {
+        Some(hook) => hook(&ConnectRequest { request: &request }),
+        None => Decision::accept(),
+    };
+    let (topics, chosen_id) = match decision.outcome {
+        Outcome::Reject(status) => {
+            log::debug!("the connect hook refused a client from {remote:?} with {status}");
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            let _ = request.respond(tiny_http::Response::empty(status));
+            return;
+        }
+        Outcome::Accept { topics, id } => (topics, id),
+    };
+    let topics = topics.unwrap_or_else(|| connect::query_values(query(&request), "topic"));
+    if topics.len() > MAX_TOPICS {
+        log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
+        let body = format!("at most {MAX_TOPICS} topics\n");
+        let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(400));
+        return;
+    }
+    let mut options = SubscribeOptions::new()
+        .topics(topics)
+        .id(chosen_id.unwrap_or(id));
+    options.last_event_id = connect::last_event_id(&request);
+    let subscription = match shared.register(options) {
+        Ok(subscription) => subscription,
+        Err(Error::IdInUse(taken)) => {
+            log::debug!("refusing a client from {remote:?}: id {taken} is in use");
+            let response = tiny_http::Response::from_string("client id in use\n");
+            let _ = request.respond(response.with_status_code(409));
+            return;
+        }
+        Err(e) => {
+            shared.refuse(request, e);
+            return;
+        }
+    };
     let id = subscription.id();
+    shared.stream_registered(remote, id, subscription.counters());
+    let head = head(&request, shared, id);
     let mut stream = Stream {
+        chunked: *request.http_version() != tiny_http::HTTPVersion(1, 0),
         writer: request.into_writer(),
         subscription,
-        chunked,
         out: Vec::with_capacity(256),
         reported_missed: 0,
     };
     log::debug!("client {id} connected from {remote:?}");
-    let ending = stream.run();
-    match ending {
-        Ending::Finished
-            if stream
-                .subscription
-                .counters()
-                .evicted
-                .load(Ordering::Relaxed) =>
-        {
-            log::debug!("client {id} evicted: too slow, or too many requests behind its stream")
-        }
-        Ending::Finished => log::debug!("client {id} stream ended"),
-        Ending::WriteFailed => log::debug!("client {id} went away"),
-        Ending::TimedOut => log::debug!("client {id} stopped reading: write timed out"),
+    let ending = stream.run(&head);
+    let counters = stream.subscription.counters();
+    let reason = match ending {
+        _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
+        Ending::Finished => DisconnectReason::Shutdown,
+        Ending::TimedOut if shared.closing.load(Ordering::Acquire) => DisconnectReason::Shutdown,
+        Ending::TimedOut => DisconnectReason::TimedOut,
+        Ending::WriteFailed(
+            ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::WriteZero,
+        ) => DisconnectReason::Closed,
+        Ending::WriteFailed(kind) => DisconnectReason::WriteError(kind),
+    };
+    log::debug!("client {id} left: {reason:?}");
+    let disconnect = Disconnect {
+        id,
+        remote_addr: remote,
+        reason,
+        delivered: counters.delivered.load(Ordering::Relaxed),
+        dropped: counters.dropped.load(Ordering::Relaxed),
+    };
+    // Leave the hub before the hook runs, so the hook sees the hub without
+    // this client.
+    drop(stream);
+    if let Some(hook) = &shared.config.on_disconnect {
+        hook(&disconnect);
     }
+}
+
+fn query(request: &tiny_http::Request) -> &str {
+    request.url().split_once('?').map_or("", |(_, query)| query)
+}
+
+/// The response head, and the stream's first bytes: the `retry:` line.
+fn head(request: &tiny_http::Request, shared: &Shared, id: ClientId) -> Vec<u8> {
+    let chunked = *request.http_version() != tiny_http::HTTPVersion(1, 0);
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(if chunked {
+        b"HTTP/1.1 200 OK\r\n"
+    } else {
+        b"HTTP/1.0 200 OK\r\n"
+    });
+    head.extend_from_slice(
+        b"Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+Connection: close\r\n",
+    );
+    for (name, value) in crate::server::cors_headers(shared, request) {
+        // Writing to a Vec cannot fail.
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if chunked {
+        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    if let Some(retry) = shared.config.retry {
+        let jitter = shared.config.retry_jitter.as_millis().min(RETRY_MAX_MS);
+        let draw = mix(id.get() ^ nanos()) % (jitter as u64 + 1);
+        let millis = (retry.as_millis().min(RETRY_MAX_MS) as u64 + draw).min(RETRY_MAX_MS as u64);
+        // A field line with no blank line after it: parsers apply `retry`
+        // at once, and no client reads it as an (empty) event.
+        let line = format!("retry: {millis}\n");
+        if chunked {
+            let _ = write!(head, "{:x}\r\n{line}\r\n", line.len());
+        } else {
+            head.extend_from_slice(line.as_bytes());
+        }
+    }
+    head
+}
+
+/// The longest reconnection time a stream announces: a day.
+const RETRY_MAX_MS: u128 = 24 * 60 * 60 * 1000;
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos() as u64 ^ since.as_secs())
+}
+
+/// SplitMix64's finaliser: spreads close inputs over the whole range.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 struct Stream {
@@ -93,8 +199,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn run(&mut self) -> Ending {
-        let head = if self.chunked { HEAD_11 } else { HEAD_10 };
+    fn run(&mut self, head: &[u8]) -> Ending {
         if let Err(e) = self.send_raw(head) {
             return ending_of(&e);
         }
@@ -146,16 +251,14 @@ impl Stream {
         }
     }
 
-    /// Tells the client, in a comment line, how many events it missed since
-    /// the last time, if any.
+    /// Tells the client how many events it missed since the last time, if
+    /// any, with a gap event (see `HubBuilder::gap_event`).
     fn report_missed(&mut self) {
         let missed = self.subscription.missed();
         if missed > self.reported_missed {
-            let _ = writeln!(
-                self.out,
-                ": missed {} events",
-                missed - self.reported_missed
-            );
+            let data = format!("missed {}", missed - self.reported_missed);
+            let name = self.subscription.shared().config.gap_event.as_deref();
+            encode_gap(&mut self.out, name, None, &data);
             self.reported_missed = missed;
         }
     }
@@ -251,10 +354,9 @@ fn write_chunk_head(mut len: usize, head: &mut [u8]) -> usize {
 }
 
 fn ending_of(e: &io::Error) -> Ending {
-    if e.kind() == ErrorKind::TimedOut {
-        Ending::TimedOut
-    } else {
-        Ending::WriteFailed
+    match e.kind() {
+        ErrorKind::TimedOut => Ending::TimedOut,
+        kind => Ending::WriteFailed(kind),
     }
 }
 

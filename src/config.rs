@@ -1,0 +1,331 @@
+//! `HubBuilder`: every setting of a hub, with its default.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connect::{ConnectHook, ConnectRequest, Decision, Disconnect, DisconnectHook};
+use crate::{Cors, Error, Hub};
+
+/// What the hub does when a client's queue is full, set with
+/// [`HubBuilder::slow_client`]. Whichever it is, the hub never waits for a
+/// client and `notify` never blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowClient {
+    /// The client misses the frame that did not fit (the newest events) and
+    /// keeps its connection. The miss is counted ([`Stats::dropped`],
+    /// [`ClientStats::dropped`]), and before the next events it gets, the
+    /// stream tells the client with a gap event (see
+    /// [`HubBuilder::gap_event`]).
+    ///
+    /// [`Stats::dropped`]: crate::Stats::dropped
+    /// [`ClientStats::dropped`]: crate::ClientStats::dropped
+    #[default]
+    DropNewest,
+    /// The client's stream is ended after what is already queued for it,
+    /// so that it reconnects and, with the replay history, catches up from
+    /// its last event id. It is counted in [`Stats::evicted`].
+    ///
+    /// [`Stats::evicted`]: crate::Stats::evicted
+    Disconnect,
+}
+
+/// Settings for a [`Hub`], built with [`Hub::builder`].
+///
+/// Every setting has a default, given in its description; they all live in
+/// this type's `Default` implementation.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_server::{Hub, SlowClient};
+///
+/// let hub = Hub::builder()
+///     .client_buffer(512)
+///     .slow_client(SlowClient::Disconnect)
+///     .keep_alive(Some(Duration::from_secs(10)))
+///     .history(500, 256 * 1024, Some(Duration::from_secs(60)))
+///     .build()?;
+/// # hub.shutdown()?;
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct HubBuilder {
+    pub(crate) client_buffer: usize,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) write_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) slow_client: SlowClient,
+    pub(crate) max_clients: usize,
+    pub(crate) history_events: usize,
+    pub(crate) history_bytes: usize,
+    pub(crate) history_age: Option<Duration>,
+    pub(crate) retry: Option<Duration>,
+    pub(crate) retry_jitter: Duration,
+    pub(crate) gap_event: Option<String>,
+    pub(crate) cors: Option<Cors>,
+    pub(crate) on_connect: Option<ConnectHook>,
+    pub(crate) on_disconnect: Option<DisconnectHook>,
+}
+
+impl Default for HubBuilder {
+    fn default() -> Self {
+        HubBuilder {
+            client_buffer: 128,
+            keep_alive: Some(Duration::from_secs(15)),
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            slow_client: SlowClient::DropNewest,
+            max_clients: default_max_clients(),
+            history_events: 1000,
+            history_bytes: 1024 * 1024,
+            history_age: Some(Duration::from_secs(300)),
+            retry: Some(Duration::from_secs(3)),
+            retry_jitter: Duration::from_secs(2),
+            gap_event: Some("sse-gap".into()),
+            cors: None,
+            on_connect: None,
+            on_disconnect: None,
+        }
+    }
+}
+
+impl HubBuilder {
+    /// How many frames may wait in one client's queue. When a client's
+    /// queue is full, the events of the next frame are not queued for it
+    /// (see [`slow_client`](HubBuilder::slow_client)). The hub never waits
+    /// for a client.
+    ///
+    /// A frame holds every event that was waiting for the hub when it got to
+    /// work (up to about 64 KiB, and for one route: all clients, one topic or
+    /// one client), so a burst takes a few slots, while events published one
+    /// at a time take one slot each. Each slot costs 16 bytes per client,
+    /// allocated when the client connects. Values below 1 are raised to 1.
+    ///
+    /// Defaults to 128.
+    pub fn client_buffer(mut self, frames: usize) -> Self {
+        self.client_buffer = frames.max(1);
+        self
+    }
+
+    /// What happens to a client whose queue is full: see [`SlowClient`].
+    ///
+    /// Defaults to [`SlowClient::DropNewest`].
+    pub fn slow_client(mut self, policy: SlowClient) -> Self {
+        self.slow_client = policy;
+        self
+    }
+
+    /// After this long without sending anything, a stream writes a keep-alive
+    /// comment line (`:`), which every client ignores. It keeps proxies
+    /// from closing idle streams and is how a client that went away without
+    /// a word is noticed: the write fails (a client that closed is noticed
+    /// at the second write after it closed). `None` turns keep-alives off; a
+    /// zero duration is treated as one millisecond.
+    ///
+    /// Defaults to 15 seconds.
+    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive = interval.map(|d| d.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// A client that takes no bytes for this long is cut off, and its writer
+    /// thread ends. This covers a client that stops reading and one that
+    /// vanished without closing (a dead network path): both leave a write
+    /// that cannot complete. Applies to connections accepted by
+    /// [`Server`](crate::Server), whose sockets get a send timeout and
+    /// `TCP_USER_TIMEOUT` to match; a connection from a `tiny_http` server of
+    /// the caller's has no socket timeout, so there a stalled write waits for
+    /// the kernel. Values below 1 ms are raised to 1 ms.
+    ///
+    /// Defaults to 30 seconds.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long [`Hub::shutdown`] waits for the streams to send what is
+    /// queued for them and end. Streams whose client stops reading are cut
+    /// off at once during a shutdown, so this deadline is only reached when
+    /// a client reads, but too slowly to take its backlog in time.
+    ///
+    /// Defaults to 5 seconds.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The most event streams served at once; a client past it gets
+    /// `503 Service Unavailable` with `Retry-After`, no thread is started for
+    /// it, and it is counted in [`Stats::rejected`](crate::Stats::rejected).
+    /// Subscriptions made with [`Hub::subscribe`] do not count.
+    ///
+    /// Each stream takes two threads (its writer and the `tiny_http`
+    /// connection thread), so the operating system's limits cap it whatever
+    /// this says. Defaults to 10,000, or less where this machine's limits
+    /// would be reached first: keeping a quarter of each limit spare, each
+    /// client needs 2 file descriptors (`RLIMIT_NOFILE`) and 2 tasks
+    /// (`kernel.pid_max`, `kernel.threads-max`), and, with 4,096 mappings
+    /// spare, 9 memory mappings (`vm.max_map_count`; each thread maps its
+    /// stack and its signal stack, each with a guard page). With Linux's
+    /// default `vm.max_map_count` of 65530 that is about 6,800 clients.
+    pub fn max_clients(mut self, clients: usize) -> Self {
+        self.max_clients = clients;
+        self
+    }
+
+    /// The replay history: the hub keeps the last events, at most `events`
+    /// of them, at most `bytes` of encoded events in all, none older than
+    /// `max_age` (`None`: no age limit). A client that reconnects with a
+    /// `Last-Event-ID` (the header, or a `lastEventId` query parameter)
+    /// first receives the events after that id that it would have received
+    /// (its topics, events sent to it), then the live ones, with no gap and
+    /// no duplicate. When the id is not in the history (unknown, garbage, or
+    /// already evicted), the client gets a gap event (see
+    /// [`gap_event`](HubBuilder::gap_event)) and then the live events.
+    ///
+    /// While the history is on, every event the publisher gave no id gets
+    /// one: `<hub>-<n>`, where `<hub>` is the hub's start time in
+    /// milliseconds since the Unix epoch, in hex (so ids from an earlier
+    /// run of the program are recognised as unknown), and `<n>` counts the
+    /// hub's events from 1. A publisher's own ids are kept as they are.
+    /// `events` or `bytes` of 0 turns the history and automatic ids off. A
+    /// single event larger than `bytes` is not kept, and ends replay across
+    /// it.
+    ///
+    /// Defaults to 1,000 events, 1 MiB, 5 minutes.
+    pub fn history(mut self, events: usize, bytes: usize, max_age: Option<Duration>) -> Self {
+        self.history_events = events;
+        self.history_bytes = bytes;
+        self.history_age = max_age;
+        self
+    }
+
+    /// The reconnection time each stream announces when it starts (a
+    /// `retry:` line): `retry` plus a random share of `jitter` drawn for each
+    /// client, uniformly from 0 to `jitter` inclusive, so that after a
+    /// restart the browsers do not all come back in the same millisecond.
+    /// `None` sends no `retry:` line (browsers then wait their own default,
+    /// about 3 s in most). The value sent is capped at 24 hours.
+    ///
+    /// Defaults to 3 seconds with 2 seconds of jitter: each client waits
+    /// 3 to 5 seconds.
+    pub fn retry(mut self, retry: Option<Duration>, jitter: Duration) -> Self {
+        self.retry = retry;
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// The name of the event that tells a client it has a gap: it
+    /// reconnected with a `Last-Event-ID` the history cannot resume from
+    /// (data `unknown-id`; the event carries the id of the hub's newest
+    /// event, so the client's next reconnect starts from there), or it
+    /// missed events because its queue was full (data `missed <n>`). A
+    /// browser listens with `addEventListener(name, ..)`; `onmessage` never
+    /// sees it. `None` sends a comment line (`: sse-gap unknown-id`) instead,
+    /// which no client reports. A name with a line break is refused by
+    /// [`build`](HubBuilder::build).
+    ///
+    /// Defaults to `sse-gap`.
+    pub fn gap_event(mut self, name: Option<String>) -> Self {
+        self.gap_event = name;
+        self
+    }
+
+    /// Lets pages of other origins read the stream: see [`Cors`].
+    ///
+    /// Defaults to none: no CORS headers are sent.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Decides about each client before its stream starts: accept it
+    /// (optionally choosing its topics and id) or reject it with a status.
+    /// The hook runs on the client's own writer thread, so a slow hook
+    /// holds up neither the hub nor the acceptor.
+    ///
+    /// Defaults to accepting every client, with the topics of its `?topic=`
+    /// query parameters.
+    pub fn on_connect(
+        mut self,
+        hook: impl Fn(&ConnectRequest<'_>) -> Decision + Send + Sync + 'static,
+    ) -> Self {
+        self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs when a stream ends, with the client's id and why it ended. It
+    /// runs on the client's writer thread, after the stream's last write.
+    ///
+    /// Defaults to nothing.
+    pub fn on_disconnect(mut self, hook: impl Fn(&Disconnect) + Send + Sync + 'static) -> Self {
+        self.on_disconnect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Starts the hub thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidField`] when the gap event's name holds a line break,
+    /// [`Error::Spawn`] when the operating system refuses the thread.
+    pub fn build(self) -> Result<Hub, Error> {
+        if let Some(name) = &self.gap_event {
+            crate::Event::new("").with_event(name.as_str())?;
+        }
+        Hub::start(self)
+    }
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("client_buffer", &self.client_buffer)
+            .field("slow_client", &self.slow_client)
+            .field("keep_alive", &self.keep_alive)
+            .field("write_timeout", &self.write_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_clients", &self.max_clients)
+            .field("history_events", &self.history_events)
+            .field("history_bytes", &self.history_bytes)
+            .field("history_age", &self.history_age)
+            .field("retry", &self.retry)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("gap_event", &self.gap_event)
+            .field("cors", &self.cors)
+            .field("on_connect", &self.on_connect.is_some())
+            .field("on_disconnect", &self.on_disconnect.is_some())
+            .finish()
+    }
+}
+
+/// The default for [`HubBuilder::max_clients`]: 10,000, or what this
+/// machine's limits leave room for, if less.
+fn default_max_clients() -> usize {
+    fn read_number(path: &str) -> Option<usize> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+    fn open_file_limit() -> Option<usize> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+    let mut clients = 10_000;
+    if let Some(files) = open_file_limit() {
+        clients = clients.min(files * 3 / 4 / 2);
+    }
+    for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
+        if let Some(tasks) = read_number(path) {
+            clients = clients.min(tasks * 3 / 4 / 2);
+        }
+    }
+    if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
+        clients = clients.min(maps.saturating_sub(4096) / 9);
+    }
+    clients.max(1)
+}

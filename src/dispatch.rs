@@ -1,0 +1,326 @@
+//! The hub thread: it owns the client list and the history, and offers each
+//! event to every client it reaches.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::history::{History, Resume, Route};
+use crate::hub::{ClientCounters, Shared, lock};
+use crate::{ClientId, Frame, SlowClient};
+
+/// When several events for the same route wait for the hub at once, it
+/// joins them into one frame of at most about this many bytes (a frame
+/// always holds at least one whole event), so a burst costs one queue slot
+/// and one write per client instead of one per event.
+const BATCH_BYTES: usize = 64 * 1024;
+/// ... and at most this many events.
+const BATCH_EVENTS: usize = 1024;
+
+/// An event on its way to the hub thread.
+pub(crate) struct Outgoing {
+    pub(crate) frame: Frame,
+    /// The publisher's own id, if the event has one (it is already in the
+    /// frame's bytes).
+    pub(crate) custom_id: Option<Arc<str>>,
+    pub(crate) route: Route,
+}
+
+/// A client asking to join.
+pub(crate) struct Registration {
+    pub(crate) id: ClientId,
+    pub(crate) queue: Sender<Frame>,
+    pub(crate) counters: Arc<ClientCounters>,
+    pub(crate) topics: Vec<Box<str>>,
+    pub(crate) last_event_id: Option<String>,
+    /// Answered once the client is in (or refused): true when it joined.
+    pub(crate) registered: Sender<bool>,
+}
+
+struct Client {
+    id: ClientId,
+    queue: Sender<Frame>,
+    counters: Arc<ClientCounters>,
+    topics: Vec<Box<str>>,
+}
+
+pub(crate) struct HubThread {
+    pub(crate) add_rx: Receiver<Registration>,
+    pub(crate) remove_rx: Receiver<ClientId>,
+    pub(crate) notify_rx: Receiver<Outgoing>,
+    pub(crate) shared: Arc<Shared>,
+    clients: Vec<Client>,
+    history: History,
+    /// The sequence number of the newest event (0: none yet).
+    last_seq: u64,
+    /// An event taken while gathering a batch that belongs to the next one.
+    carried: Option<Outgoing>,
+    /// The frames of the batch being gathered (kept to reuse its memory).
+    batch: Vec<Frame>,
+}
+
+impl HubThread {
+    pub(crate) fn new(
+        add_rx: Receiver<Registration>,
+        remove_rx: Receiver<ClientId>,
+        notify_rx: Receiver<Outgoing>,
+        shared: Arc<Shared>,
+        id_prefix: String,
+    ) -> HubThread {
+        let config = &shared.config;
+        let history = History::new(
+            config.history_events,
+            config.history_bytes,
+            config.history_age,
+            id_prefix,
+        );
+        HubThread {
+            add_rx,
+            remove_rx,
+            notify_rx,
+            clients: Vec::new(),
+            history,
+            last_seq: 0,
+            carried: None,
+            batch: Vec::new(),
+            shared,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            crossbeam_channel::select! {
+                recv(self.add_rx) -> registration => match registration {
+                    Ok(registration) => self.add(registration),
+                    Err(_) => break,
+                },
+                recv(self.remove_rx) -> id => {
+                    if let Ok(id) = id {
+                        self.remove(id);
+                    }
+                },
+                recv(self.notify_rx) -> outgoing => match outgoing {
+                    Ok(outgoing) => self.dispatch(outgoing),
+                    // Every sender is gone: shutdown, after every event sent
+                    // before it has been received and dispatched.
+                    Err(_) => break,
+                },
+            }
+        }
+        lock(&self.shared.clients).clear();
+        self.shared.counters.connected.store(0, Ordering::Relaxed);
+    }
+
+    fn add(&mut self, registration: Registration) {
+        let Registration {
+            id,
+            queue,
+            counters,
+            topics,
+            last_event_id,
+            registered,
+        } = registration;
+        {
+            let mut clients = lock(&self.shared.clients);
+            if clients.contains_key(&id) {
+                let _ = registered.send(false);
+                return;
+            }
+            clients.insert(id, Arc::clone(&counters));
+        }
+        // Replay and registration are one step of this thread: no event can
+        // fall between the two, nor reach the client twice.
+        if let Some(last_event_id) = last_event_id {
+            let now = Instant::now();
+            let first = match self
+                .history
+                .resume(&last_event_id, self.last_seq, id, &topics, now)
+            {
+                Resume::Replay(frames) if frames.is_empty() => None,
+                Resume::Replay(frames) => Some(join(&frames)),
+                Resume::Unknown => Some(self.gap_frame()),
+            };
+            // The queue is new and empty, so one frame always fits.
+            if let Some(frame) = first {
+                let events = frame.events() as u64;
+                if queue.try_send(frame).is_ok() {
+                    self.shared
+                        .counters
+                        .queued
+                        .fetch_add(events, Ordering::Relaxed);
+                }
+            }
+        }
+        self.clients.push(Client {
+            id,
+            queue,
+            counters,
+            topics,
+        });
+        self.shared
+            .counters
+            .connected
+            .store(self.clients.len(), Ordering::Relaxed);
+        // The subscriber may have given up waiting; it unsubscribes then.
+        let _ = registered.send(true);
+    }
+
+    /// Tells a client its `Last-Event-ID` cannot be resumed from. The event
+    /// carries the newest event's id, so its next reconnect starts there.
+    fn gap_frame(&self) -> Frame {
+        let mut bytes = Vec::new();
+        let id = (self.history.enabled() && self.last_seq > 0)
+            .then(|| format!("{}{}", self.history.prefix(), self.last_seq));
+        crate::event::encode_gap(
+            &mut bytes,
+            self.shared.config.gap_event.as_deref(),
+            id.as_deref(),
+            "unknown-id",
+        );
+        Frame::new(bytes, 0)
+    }
+
+    fn remove(&mut self, id: ClientId) {
+        if let Some(at) = self.clients.iter().position(|client| client.id == id) {
+            self.clients.swap_remove(at);
+            self.forget(&[id]);
+        }
+    }
+
+    fn forget(&self, ids: &[ClientId]) {
+        let mut clients = lock(&self.shared.clients);
+        for id in ids {
+            clients.remove(id);
+        }
+        self.shared
+            .counters
+            .connected
+            .store(self.clients.len(), Ordering::Relaxed);
+    }
+
+    /// Gives `first` its sequence number (and id), keeps it in the history,
+    /// gathers the events for the same route waiting behind it, and offers
+    /// them to the clients they reach.
+    fn dispatch(&mut self, first: Outgoing) {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            let route = outgoing.route.clone();
+            let mut frames = std::mem::take(&mut self.batch);
+            let first = self.admit(outgoing);
+            let mut bytes = first.as_bytes().len();
+            frames.push(first);
+            while bytes < BATCH_BYTES && frames.len() < BATCH_EVENTS {
+                let Some(candidate) = self
+                    .carried
+                    .take()
+                    .or_else(|| self.notify_rx.try_recv().ok())
+                else {
+                    break;
+                };
+                if candidate.route != route {
+                    self.carried = Some(candidate);
+                    break;
+                }
+                let frame = self.admit(candidate);
+                bytes += frame.as_bytes().len();
+                frames.push(frame);
+            }
+            let frame = if frames.len() == 1 {
+                frames.swap_remove(0)
+            } else {
+                join(&frames)
+            };
+            frames.clear();
+            self.batch = frames;
+            self.deliver(&frame, &route);
+            next = self.carried.take();
+        }
+    }
+
+    /// Numbers an event, gives it an id if it needs one, and keeps it in the
+    /// history.
+    fn admit(&mut self, outgoing: Outgoing) -> Frame {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        if !self.history.enabled() {
+            return outgoing.frame;
+        }
+        let frame = match &outgoing.custom_id {
+            Some(_) => outgoing.frame,
+            None => {
+                let body = outgoing.frame.as_bytes();
+                let mut bytes = Vec::with_capacity(body.len() + 32);
+                bytes.extend_from_slice(b"id: ");
+                bytes.extend_from_slice(self.history.prefix().as_bytes());
+                // Writing to a Vec cannot fail.
+                let _ = writeln!(bytes, "{seq}");
+                bytes.extend_from_slice(body);
+                Frame::new(bytes, 1)
+            }
+        };
+        self.history.push(
+            seq,
+            outgoing.custom_id,
+            outgoing.route,
+            frame.clone(),
+            Instant::now(),
+        );
+        self.shared
+            .history_len
+            .store(self.history.len(), Ordering::Relaxed);
+        self.shared
+            .history_bytes
+            .store(self.history.bytes(), Ordering::Relaxed);
+        frame
+    }
+
+    fn deliver(&mut self, frame: &Frame, route: &Route) {
+        let events = frame.events() as u64;
+        let mut queued = 0u64;
+        let mut dropped = 0u64;
+        let mut gone = Vec::new();
+        let policy = self.shared.config.slow_client;
+        for client in &self.clients {
+            if !route.reaches(client.id, &client.topics) {
+                continue;
+            }
+            match client.queue.try_send(frame.clone()) {
+                Ok(()) => queued += events,
+                Err(TrySendError::Full(_)) => {
+                    client.counters.dropped.fetch_add(events, Ordering::Relaxed);
+                    dropped += events;
+                    if policy == SlowClient::Disconnect {
+                        client.counters.evicted.store(true, Ordering::Relaxed);
+                        self.shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                        gone.push(client.id);
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => gone.push(client.id),
+            }
+        }
+        let counters = &self.shared.counters;
+        counters.queued.fetch_add(queued, Ordering::Relaxed);
+        if dropped > 0 {
+            counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        if !gone.is_empty() {
+            self.clients.retain(|client| !gone.contains(&client.id));
+            self.forget(&gone);
+        }
+    }
+}
+
+/// One frame holding `frames` back to back.
+fn join(frames: &[Frame]) -> Frame {
+    let len = frames.iter().map(|frame| frame.as_bytes().len()).sum();
+    let mut bytes = Vec::with_capacity(len);
+    let mut events = 0;
+    for frame in frames {
+        bytes.extend_from_slice(frame.as_bytes());
+        events += frame.events();
+    }
+    Frame::new(bytes, events as u32)
+}

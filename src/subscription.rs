@@ -1,0 +1,186 @@
+//! Subscriptions: clients without a network connection, and the options
+//! every client registers with.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use crate::hub::{ClientCounters, Shared};
+use crate::{ClientId, Error, Frame};
+
+/// Options for [`Hub::subscribe_with`](crate::Hub::subscribe_with).
+///
+/// # Examples
+///
+/// ```
+/// use sse_server::{ClientId, Hub, SubscribeOptions};
+///
+/// let hub = Hub::new()?;
+/// let subscription = hub.subscribe_with(
+///     SubscribeOptions::new()
+///         .topics(["alerts", "metrics"])
+///         .id(ClientId::new(1 << 63)),
+/// )?;
+/// assert_eq!(subscription.id(), ClientId::new(1 << 63));
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SubscribeOptions {
+    pub(crate) topics: Vec<String>,
+    pub(crate) last_event_id: Option<String>,
+    pub(crate) id: Option<ClientId>,
+}
+
+impl SubscribeOptions {
+    /// Broadcast events only, no replay, an id the hub picks.
+    pub fn new() -> SubscribeOptions {
+        SubscribeOptions::default()
+    }
+
+    /// Also receive the events published to these topics.
+    pub fn topics<I, T>(mut self, topics: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.topics = topics.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// First receive the events after this id from the replay history (see
+    /// [`HubBuilder::history`](crate::HubBuilder::history)).
+    pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
+        self.last_event_id = Some(id.into());
+        self
+    }
+
+    /// Use this id, which must not belong to a connected client.
+    pub fn id(mut self, id: ClientId) -> Self {
+        self.id = Some(id);
+        self
+    }
+}
+
+/// A subscription made with [`Hub::subscribe`]: a bounded queue of encoded
+/// frames. Dropping it unsubscribes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
+/// let subscription = hub.subscribe()?;
+/// hub.notify("a")?;
+/// hub.notify("b")?;
+/// let mut bytes = Vec::new();
+/// while bytes.len() < b"data: a\n\ndata: b\n\n".len() {
+///     let frame = subscription.recv_timeout(Duration::from_secs(5))?.expect("an event");
+///     bytes.extend_from_slice(frame.as_bytes());
+/// }
+/// assert_eq!(bytes, b"data: a\n\ndata: b\n\n");
+/// # Ok::<(), sse_server::Error>(())
+/// ```
+pub struct Subscription {
+    id: ClientId,
+    receiver: Receiver<Frame>,
+    counters: Arc<ClientCounters>,
+    shared: Arc<Shared>,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        id: ClientId,
+        receiver: Receiver<Frame>,
+        counters: Arc<ClientCounters>,
+        shared: Arc<Shared>,
+    ) -> Subscription {
+        Subscription {
+            id,
+            receiver,
+            counters,
+            shared,
+        }
+    }
+
+    /// The subscription's client id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Waits for the next frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the hub has shut down and every frame queued
+    /// before has been received.
+    pub fn recv(&self) -> Result<Frame, Error> {
+        self.receiver.recv().map_err(|_| Error::Closed)
+    }
+
+    /// Waits at most `timeout` for the next frame; `Ok(None)` when none came.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] as for [`recv`](Subscription::recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Frame>, Error> {
+        match self.receiver.recv_timeout(timeout) {
+            Ok(frame) => Ok(Some(frame)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
+        }
+    }
+
+    /// The next frame if one is queued, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] as for [`recv`](Subscription::recv).
+    pub fn try_recv(&self) -> Result<Option<Frame>, Error> {
+        match self.receiver.try_recv() {
+            Ok(frame) => Ok(Some(frame)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(Error::Closed),
+        }
+    }
+
+    /// The underlying channel, to wait on it in a `crossbeam_channel::select!`
+    /// together with other channels.
+    pub fn receiver(&self) -> &Receiver<Frame> {
+        &self.receiver
+    }
+
+    /// How many events this subscription missed because its queue was full.
+    /// A consumer that sees this number grow knows it has a gap.
+    pub fn missed(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<ClientCounters> {
+        &self.counters
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("queued", &self.receiver.len())
+            .field("missed", &self.missed())
+            .finish()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // The hub may be gone already; then there is nothing to leave.
+        let _ = self.shared.remove_tx.send(self.id);
+    }
+}
