@@ -1,0 +1,215 @@
+//! A clock in the browser: the server's time (UTC), pushed once a second.
+//!
+//! ```text
+//! cargo run --example clock                       # http://127.0.0.1:8080/
+//! cargo run --example clock -- --addr 0.0.0.0:9000
+//! RUST_LOG=debug cargo run --example clock        # also the library's debug log
+//! ```
+//!
+//! `/` serves a small page whose `EventSource('/events')` shows each tick;
+//! `/events` is the stream. A plain thread publishes one `tick` event a
+//! second. Ctrl-C (or SIGTERM) stops the ticker, shuts the server down and
+//! exits 0.
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sse_server::crossbeam_channel::{self, Receiver, RecvTimeoutError};
+use sse_server::tiny_http::{Header, Method, Request, Response};
+use sse_server::{Event, Hub, Server};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+const USAGE: &str = "\
+Serves a clock page at / and its event stream at /events.
+
+Usage: clock [--addr ADDR]
+
+Options:
+  --addr ADDR   address to listen on (default 127.0.0.1:8080)
+  -h, --help    print this help
+
+The log level comes from RUST_LOG (default: info).
+Stop with Ctrl-C or SIGTERM.";
+
+/// The whole page: markup, style and script inline, no other request
+/// (the empty data: icon keeps browsers from asking for /favicon.ico).
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>sse-server clock</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 0; min-height: 100vh;
+         display: flex; flex-direction: column; align-items: center;
+         justify-content: center; background: #f6f6f4; color: #222; }
+  #time { font: bold 5rem/1.1 ui-monospace, monospace; letter-spacing: .05em; }
+  #zone { color: #777; margin-bottom: 1.5rem; }
+  #status::before { content: "\25CF  "; }
+  .connecting { color: #a67c00; }
+  .connected { color: #1a7f37; }
+  .reconnecting, .closed { color: #c62828; }
+</style>
+</head>
+<body>
+<div id="time">--:--:--</div>
+<div id="zone">server time, UTC</div>
+<div id="status" class="connecting">connecting&hellip;</div>
+<script>
+  const time = document.getElementById("time");
+  const status = document.getElementById("status");
+  function show(state, text) {
+    status.className = state;
+    status.textContent = text;
+  }
+  const source = new EventSource("/events");
+  source.onopen = () => show("connected", "connected");
+  source.addEventListener("tick", (event) => {
+    time.textContent = event.data;
+    show("connected", "connected");
+  });
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      show("closed", "disconnected (reload the page to try again)");
+    } else {
+      show("reconnecting", "reconnecting\u2026");
+    }
+  };
+</script>
+</body>
+</html>
+"#;
+
+fn main() -> ExitCode {
+    let addr = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("clock: {message} (--help for usage)");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(&addr) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The address to listen on, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<String>, String> {
+    let mut addr = DEFAULT_ADDR.to_string();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--addr" => addr = args.next().ok_or("--addr needs a value")?,
+            _ => match arg.strip_prefix("--addr=") {
+                Some(value) => addr = value.to_string(),
+                None => return Err(format!("unknown argument {arg:?}")),
+            },
+        }
+    }
+    Ok(Some(addr))
+}
+
+fn run(addr: &str) -> Result<(), Box<dyn Error>> {
+    // The handler runs on a thread of ctrlc's; all it does is wake main.
+    let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.try_send(());
+    })?;
+
+    let hub = Hub::new()?;
+    let server = Server::builder(&hub).fallback(route).bind(addr)?;
+    println!(
+        "clock: open http://{}/ in a browser (Ctrl-C to stop)",
+        server.local_addr()
+    );
+
+    // Dropping `stop_tx` tells the ticker to stop.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let ticker = thread::Builder::new().name("ticker".into()).spawn({
+        let hub = hub.clone();
+        move || tick(&hub, &stop_rx)
+    })?;
+
+    let _ = signal_rx.recv();
+    log::info!(
+        "stopping ({} client(s) connected)",
+        server.hub().stats().clients
+    );
+    drop(stop_tx);
+    if ticker.join().is_err() {
+        log::error!("the ticker thread panicked");
+    }
+    server.shutdown()?;
+    println!("clock: stopped");
+    Ok(())
+}
+
+/// Answers everything that is not `/events`: the page at `/`, 404 elsewhere.
+/// It runs on the server's acceptor thread, so it only answers.
+fn route(request: Request) {
+    let path = request.url().split('?').next().unwrap_or_default();
+    let response = match (request.method(), path) {
+        (Method::Get | Method::Head, "/") => Response::from_string(PAGE)
+            .with_header(header("Content-Type", "text/html; charset=utf-8")),
+        (_, "/") => Response::from_string("method not allowed\n")
+            .with_status_code(405)
+            .with_header(header("Allow", "GET, HEAD")),
+        _ => Response::from_string("not found\n").with_status_code(404),
+    };
+    if let Err(e) = request.respond(response) {
+        log::debug!("answering a request failed: {e}");
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name, value).expect("a valid header")
+}
+
+/// Publishes the time just after each whole second until `stop` disconnects
+/// (or the hub shuts down).
+fn tick(hub: &Hub, stop: &Receiver<()>) {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let event = Event::new(utc_hms(now.as_secs()))
+            .with_event("tick")
+            .and_then(|event| event.with_id(now.as_secs().to_string()))
+            .expect("a plain name and a number are valid fields")
+            // Tells a browser that lost the stream to try again after 2 s.
+            .with_retry(Duration::from_secs(2));
+        if hub.publish(&event).is_err() {
+            return; // shut down
+        }
+        let to_next_second =
+            Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos().into());
+        match stop.recv_timeout(to_next_second) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a Unix time in seconds.
+fn utc_hms(unix_secs: u64) -> String {
+    let of_day = unix_secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
