@@ -1,11 +1,11 @@
 //! The listener, the acceptor thread and routing.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -19,6 +19,11 @@ use crate::{Error, Hub};
 /// hub is shutting down, whether the client has stalled for the whole write
 /// timeout. It is the socket's `SO_SNDTIMEO`.
 const SEND_TICK: Duration = Duration::from_millis(250);
+
+/// How often the acceptor kicks `tiny_http`'s thread pool (see
+/// `AcceptLoop::kick`), while streams are open or requests came in lately.
+const KICK_EVERY: Duration = Duration::from_millis(200);
+const KICK_WHILE: Duration = Duration::from_secs(10);
 
 /// Backlog of the listening socket.
 const BACKLOG: i32 = 1024;
@@ -265,17 +270,22 @@ struct AcceptLoop {
 impl AcceptLoop {
     fn run(self) {
         let mut retry = ACCEPT_RETRY_FIRST;
+        let mut last_kick = Instant::now();
+        let mut last_request = Instant::now();
         loop {
             let http = Arc::clone(&lock(&self.current));
-            match http.recv() {
-                Ok(request) => {
+            match http.recv_timeout(KICK_EVERY) {
+                Ok(Some(request)) => {
                     retry = ACCEPT_RETRY_FIRST;
+                    last_request = Instant::now();
                     if self.stopping() {
                         respond_unavailable(request);
                         break;
                     }
                     self.route(request);
                 }
+                Ok(None) if self.stopping() => break,
+                Ok(None) => {}
                 Err(e) => {
                     if self.stopping() {
                         break;
@@ -294,11 +304,37 @@ impl AcceptLoop {
                     }
                 }
             }
+            let busy = self.hub.stats().streams > 0 || last_request.elapsed() < KICK_WHILE;
+            if busy && last_kick.elapsed() >= KICK_EVERY {
+                self.kick();
+                last_kick = Instant::now();
+            }
         }
         // Requests that arrived with the stop: tell them to come back later.
         let http = Arc::clone(&lock(&self.current));
         while let Ok(Some(request)) = http.try_recv() {
             respond_unavailable(request);
+        }
+    }
+
+    /// Works around a race in `tiny_http` 0.12's thread pool: two
+    /// connections accepted close together can both be handed to the same
+    /// idle worker, and the second then waits in the pool's queue until some
+    /// worker finishes its connection, which for event streams may be never.
+    /// A connection that closes at once makes the pool start (or wake) a
+    /// worker, which then takes the waiting connection.
+    fn kick(&self) {
+        let Ok(mut target) = self.listener.local_addr() else {
+            return;
+        };
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        if let Err(e) = TcpStream::connect_timeout(&target, KICK_EVERY) {
+            log::trace!("kicking the connection pool failed: {e}");
         }
     }
 

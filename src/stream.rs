@@ -25,6 +25,9 @@ pub(crate) const STACK_SIZE: usize = 128 * 1024;
 /// about this many bytes (one frame more can overshoot it).
 const WRITE_BYTES: usize = 64 * 1024;
 
+/// A write buffer that grew past this is given back after the write.
+const KEEP_BUFFER: usize = 16 * 1024;
+
 /// Room kept at the front of the write buffer for a chunk-size line
 /// (`ffffffff\r\n`).
 const CHUNK_HEAD: usize = 10;
@@ -236,7 +239,9 @@ impl Stream {
                 .counters()
                 .delivered
                 .fetch_add(events as u64, Ordering::Relaxed);
-            if self.out.capacity() > 4 * WRITE_BYTES {
+            // A burst grows the buffer; give the memory back rather than
+            // keep it for every idle client.
+            if self.out.capacity() > KEEP_BUFFER {
                 self.out = Vec::with_capacity(256);
             }
         }
