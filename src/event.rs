@@ -306,10 +306,10 @@ fn encode_lines(out: &mut Vec<u8>, prefix: &str, text: &str) {
 /// # Examples
 ///
 /// ```
-/// let hub = sse_server::Hub::new()?;
+/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
 /// let subscription = hub.subscribe()?;
 /// hub.notify("hello")?;
-/// let frame = subscription.recv_timeout(std::time::Duration::from_secs(5))?;
+/// let frame = subscription.recv()?;
 /// assert_eq!(frame.as_bytes(), b"data: hello\n\n");
 /// assert_eq!(frame.events(), 1);
 /// # hub.shutdown()?;

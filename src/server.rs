@@ -20,10 +20,14 @@ use crate::{Error, Hub};
 /// timeout. It is the socket's `SO_SNDTIMEO`.
 const SEND_TICK: Duration = Duration::from_millis(250);
 
-/// How often the acceptor kicks `tiny_http`'s thread pool (see
-/// `AcceptLoop::kick`), while streams are open or requests came in lately.
-const KICK_EVERY: Duration = Duration::from_millis(200);
-const KICK_WHILE: Duration = Duration::from_secs(10);
+/// How the acceptor kicks `tiny_http`'s thread pool (see `AcceptLoop::kick`):
+/// `KICK_BURST` connections every `KICK_EVERY` for `KICK_WHILE` after a
+/// request came in (connections arrive in bursts, and each kick frees at
+/// most one waiting connection), and one a second while streams are open.
+const KICK_EVERY: Duration = Duration::from_millis(50);
+const KICK_BURST: usize = 4;
+const KICK_WHILE: Duration = Duration::from_secs(3);
+const KICK_IDLE: Duration = Duration::from_secs(1);
 
 /// Backlog of the listening socket.
 const BACKLOG: i32 = 1024;
@@ -304,9 +308,16 @@ impl AcceptLoop {
                     }
                 }
             }
-            let busy = self.hub.stats().streams > 0 || last_request.elapsed() < KICK_WHILE;
-            if busy && last_kick.elapsed() >= KICK_EVERY {
-                self.kick();
+            let since_kick = last_kick.elapsed();
+            let kicks = if last_request.elapsed() < KICK_WHILE && since_kick >= KICK_EVERY {
+                KICK_BURST
+            } else if since_kick >= KICK_IDLE && self.hub.stats().streams > 0 {
+                1
+            } else {
+                0
+            };
+            if kicks > 0 {
+                self.kick(kicks);
                 last_kick = Instant::now();
             }
         }
@@ -323,7 +334,7 @@ impl AcceptLoop {
     /// worker finishes its connection, which for event streams may be never.
     /// A connection that closes at once makes the pool start (or wake) a
     /// worker, which then takes the waiting connection.
-    fn kick(&self) {
+    fn kick(&self, connections: usize) {
         let Ok(mut target) = self.listener.local_addr() else {
             return;
         };
@@ -333,8 +344,11 @@ impl AcceptLoop {
                 SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
             });
         }
-        if let Err(e) = TcpStream::connect_timeout(&target, KICK_EVERY) {
-            log::trace!("kicking the connection pool failed: {e}");
+        for _ in 0..connections {
+            if let Err(e) = TcpStream::connect_timeout(&target, KICK_EVERY) {
+                log::trace!("kicking the connection pool failed: {e}");
+                return;
+            }
         }
     }
 
@@ -388,6 +402,14 @@ pub(crate) fn answer_non_stream(shared: &Shared, request: Request) -> Option<Req
         _ => Vec::new(),
     };
     let mut response = match request.method() {
+        Method::Get if http_1_0_keep_alive(&request) => {
+            log::debug!("refusing an HTTP/1.0 keep-alive event stream");
+            Response::from_string(
+                "an HTTP/1.0 event stream needs Connection: close (or use HTTP/1.1)\n",
+            )
+            .with_status_code(400)
+            .boxed()
+        }
         Method::Get => return Some(request),
         // What a GET would answer, without the (endless) body.
         Method::Head => Response::empty(200)
@@ -416,6 +438,22 @@ pub(crate) fn answer_non_stream(shared: &Shared, request: Request) -> Option<Req
     }
     let _ = request.respond(response);
     None
+}
+
+/// An HTTP/1.0 request asking to keep the connection open. Its stream could
+/// never end: an HTTP/1.0 body without a length ends when the server closes
+/// the connection, and `tiny_http` keeps such a connection open, waiting
+/// for the next request, for as long as the client does.
+fn http_1_0_keep_alive(request: &Request) -> bool {
+    *request.http_version() == tiny_http::HTTPVersion(1, 0)
+        && request.headers().iter().any(|header| {
+            header.field.equiv("Connection")
+                && header
+                    .value
+                    .as_str()
+                    .to_ascii_lowercase()
+                    .contains("keep-alive")
+        })
 }
 
 /// The CORS headers a stream's response carries (none without CORS

@@ -29,7 +29,7 @@ const _: () = {
 #[test]
 fn hub_is_send_sync_clone() {
     fn assert_bounds<T: Send + Sync + Clone + 'static>(_: &T) {}
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     assert_bounds(&hub);
     // A clone is the same hub: what one publishes, the other's subscribers
     // receive, from another thread.
@@ -63,7 +63,7 @@ fn receive_bytes(subscription: &Subscription, want: usize) -> (Vec<u8>, usize) {
 
 #[test]
 fn a_subscription_receives_what_is_published() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     assert_eq!(hub.stats().clients, 1);
     assert!(
@@ -117,7 +117,7 @@ fn a_subscription_receives_what_is_published() {
 
 #[test]
 fn a_subscription_gets_every_event_published_after_it_subscribed() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     hub.notify("before").expect("notify");
     let subscription = hub.subscribe().expect("subscribe");
     hub.notify("after").expect("notify");
@@ -142,7 +142,7 @@ fn a_subscription_gets_every_event_published_after_it_subscribed() {
 
 #[test]
 fn client_stats_and_unsubscribing() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let a = hub.subscribe().expect("subscribe");
     let b = hub.subscribe().expect("subscribe");
     assert_ne!(a.id(), b.id());
@@ -170,7 +170,7 @@ fn client_stats_and_unsubscribing() {
 
 #[test]
 fn a_full_subscription_misses_events_and_the_miss_is_counted() {
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .client_buffer(1)
         .build()
         .expect("build the hub");
@@ -204,7 +204,7 @@ fn a_full_subscription_misses_events_and_the_miss_is_counted() {
 
 #[test]
 fn after_shutdown_everything_is_closed_and_queued_events_still_arrive() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     for i in 0..3 {
         hub.notify(format!("{i}")).expect("notify");
@@ -240,7 +240,7 @@ fn after_shutdown_everything_is_closed_and_queued_events_still_arrive() {
 
 #[test]
 fn dropping_the_last_hub_handle_shuts_it_down() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     hub.notify("last words").expect("notify");
     drop(hub);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use sse_server::{Hub, Server, Subscription};
+use sse_server::{Server, Subscription};
 use support::{Client, EventParser, read_events};
 
 const THREADS: usize = 8;
@@ -62,7 +62,7 @@ fn drain_subscription(subscription: &Subscription) -> Vec<String> {
 fn eight_threads_notify_at_once_and_every_client_gets_every_event_once() {
     support::init_logging();
     // Room for every event even if each one took a queue slot of its own.
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .client_buffer(TOTAL * 2)
         .build()
         .expect("build the hub");

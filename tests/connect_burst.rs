@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use sse_server::{Hub, Server};
+use sse_server::Server;
 use support::Client;
 
 const CLIENTS: usize = 40;
@@ -16,11 +16,10 @@ const ROUNDS: usize = 5;
 const HEAD_SECS: u64 = 5;
 
 #[test]
-#[ignore = "BUG: simultaneous connections can wait forever for tiny_http's task pool (see the report)"]
 fn a_burst_of_simultaneous_clients_is_all_served() {
     support::init_logging();
     for round in 0..ROUNDS {
-        let hub = Hub::new().expect("build the hub");
+        let hub = support::plain_hub().build().expect("build the hub");
         let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
         let addr = server.local_addr();
 

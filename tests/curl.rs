@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use sse_server::{Event, Hub, Server};
+use sse_server::{Event, Server};
 use support::{parse_all, wait_until};
 
 /// Kills curl if the test fails before it exits.
@@ -22,7 +22,7 @@ impl Drop for Curl {
 }
 
 fn check_curl(http_flag: &str) {
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(None)
         .build()
         .expect("build the hub");

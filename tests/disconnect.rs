@@ -48,7 +48,7 @@ fn ids(hub: &Hub) -> Vec<ClientId> {
 fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
     let _serial = serial();
     support::init_logging();
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -84,7 +84,7 @@ fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
 #[test]
 fn many_clients_leave_one_stays() {
     let _serial = serial();
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -132,7 +132,7 @@ fn many_clients_leave_one_stays() {
 fn a_client_that_leaves_while_events_flow_is_removed() {
     let _serial = serial();
     // No keep-alives: only the events can reveal that the client left.
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(None)
         .client_buffer(1 << 16)
         .build()

@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(5);
 struct App {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
-    thread: Option<JoinHandle<Vec<Result<u64, Error>>>>,
+    thread: Option<JoinHandle<Vec<Result<(), Error>>>>,
 }
 
 impl App {
@@ -33,7 +33,7 @@ impl App {
                 let mut served = Vec::new();
                 for request in server.incoming_requests() {
                     if request.url().starts_with("/sse") {
-                        served.push(hub.serve(request).map(|id| id.get()));
+                        served.push(hub.serve(request));
                     } else {
                         let _ = request.respond(Response::from_string("app page"));
                     }
@@ -48,7 +48,7 @@ impl App {
         }
     }
 
-    fn stop(mut self) -> Vec<Result<u64, Error>> {
+    fn stop(mut self) -> Vec<Result<(), Error>> {
         self.server.unblock();
         self.thread
             .take()
@@ -61,7 +61,7 @@ impl App {
 #[test]
 fn a_stream_served_from_the_programs_own_tiny_http_server() {
     support::init_logging();
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let app = App::start(&hub);
 
     let mut streams: Vec<Client> = ["1.1", "1.0"]

@@ -6,7 +6,7 @@ mod support;
 use std::thread;
 use std::time::Duration;
 
-use sse_server::{Event, Hub, Server};
+use sse_server::{Event, Server};
 use support::{Client, End, ms, wait_until};
 
 const CLIENTS: usize = 200;
@@ -16,7 +16,7 @@ const READERS: usize = 8;
 #[test]
 fn every_client_receives_every_event_in_order() {
     support::init_logging();
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .client_buffer(2048)
         .build()
         .expect("build the hub");

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sse_server::{Event, Hub, Server};
+use sse_server::{Event, Server};
 use support::{Client, ms};
 
 const LIMIT: Duration = Duration::from_millis(100);
@@ -16,7 +16,7 @@ fn check_latency(http_version: &str) {
     support::init_logging();
     // The default keep-alive (15 s) never fires during the test, so every
     // byte that arrives is an event.
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client =
         Client::connect(server.local_addr(), "/events", http_version, &[]).expect("connect");

@@ -38,7 +38,7 @@ fn assert_not_allowed(client: &Client, method: &str, what: &str) {
 }
 
 fn server() -> (Hub, Server) {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     (hub, server)
 }
@@ -129,7 +129,7 @@ fn a_query_string_on_the_stream_path_streams_normally() {
 
 #[test]
 fn a_custom_path_and_a_fallback_handler() {
-    let hub = Hub::new().expect("build the hub");
+    let hub = support::plain_hub().build().expect("build the hub");
     let server = Server::builder(&hub)
         .path("/stream")
         .fallback(|request| {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sse_server::{Error, Event, Hub, Server};
+use sse_server::{Error, Event, Server};
 use support::{Client, End, ms, thread_count, thread_names, threads_named, wait_until};
 
 const CLIENTS_11: usize = 8;
@@ -27,7 +27,7 @@ fn shutdown_with_clients_and_events_flowing() {
     let baseline = thread_count();
     assert_eq!(threads_named("sse-"), 0, "no sse thread before the hub");
 
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .client_buffer(1 << 16)
         .build()

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sse_server::{Error, Hub, Server};
+use sse_server::{Error, Server};
 use support::{Client, End, wait_until};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -17,7 +17,7 @@ const SLACK: Duration = Duration::from_secs(1);
 #[test]
 fn shutdown_keeps_its_deadline_with_a_client_that_does_not_read() {
     support::init_logging();
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .client_buffer(16)
         .build()

@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// A hub without keep-alives, so that the body holds only what the test
 /// published, and a server for it.
 fn quiet_server() -> (Hub, Server) {
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(None)
         .build()
         .expect("build the hub");
@@ -279,7 +279,7 @@ fn stream_response_heads() {
 
 #[test]
 fn keep_alive_is_a_bare_comment_line() {
-    let hub = Hub::builder()
+    let hub = support::plain_hub()
         .keep_alive(Some(ms(20)))
         .build()
         .expect("build the hub");

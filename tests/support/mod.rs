@@ -807,3 +807,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn tail(bytes: &[u8], n: usize) -> String {
     String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(n)..]).into_owned()
 }
+
+/// A hub builder without the stream extras the protocol adds by default
+/// (automatic event ids, the `retry:` line at connect), so that tests can
+/// expect exact bytes. Tests of those extras build their hub themselves.
+pub fn plain_hub() -> sse_server::HubBuilder {
+    sse_server::Hub::builder()
+        .history(0, 0, None)
+        .retry(None, Duration::ZERO)
+}
