@@ -64,7 +64,7 @@ impl SubscribeOptions {
     }
 }
 
-/// A subscription made with [`Hub::subscribe`]: a bounded queue of encoded
+/// A subscription made with [`Hub::subscribe`](crate::Hub::subscribe): a bounded queue of encoded
 /// frames. Dropping it unsubscribes.
 ///
 /// # Examples
