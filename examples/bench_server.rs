@@ -120,6 +120,18 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    Opt {
+        name: "--history",
+        value: "N",
+        help: "events kept for Last-Event-ID replay, within 64 MiB and 5 minutes \
+               (0: no history and no automatic ids)",
+        apply: |config, value| {
+            let events = number(value)? as usize;
+            let age = Some(Duration::from_secs(300));
+            config.hub = config.hub.clone().history(events, 64 << 20, age);
+            Ok(())
+        },
+    },
 ];
 
 fn number(value: &str) -> Result<u64, String> {
