@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the shared fan-out bench (../shared/bench) against examples/bench_server.
+#
+#   benches/shared-bench.sh --scenario paced             # one scenario
+#   benches/shared-bench.sh --all --repeat 3 --jsonl out.jsonl   # every scenario, with the peers
+#
+# Arguments go to run.py as they are. BENCH_SERVER_ARGS adds options to the
+# server (e.g. BENCH_SERVER_ARGS="--max-clients 9990").
+#
+# Every stream costs two threads (ours and tiny_http's), and every thread four
+# memory mappings, so 10,000 clients need ~80,000 mappings: more than Linux's
+# default vm.max_map_count (65530). When run as root, this script raises it to
+# 262144 for the run and puts the old value back when it ends.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bench=${SHARED_BENCH:-$here/../shared/bench}
+cargo build --release --quiet --example bench_server --manifest-path "$here/Cargo.toml"
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+server="$target_dir/release/examples/bench_server"
+
+old_maps=$(cat /proc/sys/vm/max_map_count)
+if [ "$old_maps" -lt 262144 ] && [ "$(id -u)" = 0 ]; then
+  if sysctl -q -w vm.max_map_count=262144 2>/dev/null; then
+    trap 'sysctl -q -w vm.max_map_count='"$old_maps" EXIT
+    echo "vm.max_map_count raised from $old_maps to 262144 for this run" >&2
+  fi
+fi
+cd "$bench"
+python3 run.py --cmd "$server ${BENCH_SERVER_ARGS:-}" --name sse-server "$@"
