@@ -1,0 +1,203 @@
+//! `send_to`: one client only, by the id `hub.clients()` lists or one the
+//! connect hook chose; an id that is gone is `Error::UnknownClient`; a
+//! second connection choosing an id in use gets `409 Conflict`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sse_server::{ClientId, Decision, Error, Event, Hub, Server, SubscribeOptions};
+use support::{Client, ParsedEvent, ms, read_events, wait_until};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn connect(addr: SocketAddr, path: &str) -> Client {
+    let client =
+        Client::connect(addr, path, "1.1", &[]).unwrap_or_else(|e| panic!("connect {path}: {e}"));
+    assert_eq!(client.status, 200, "GET {path}");
+    client
+}
+
+fn datas(events: &[ParsedEvent]) -> Vec<String> {
+    events.iter().map(|e| e.data.clone()).collect()
+}
+
+fn ids(hub: &Hub) -> Vec<ClientId> {
+    hub.clients().into_iter().map(|c| c.id).collect()
+}
+
+/// Connects a stream and returns it with the id the hub gave it.
+fn connect_new(hub: &Hub, addr: SocketAddr) -> (Client, ClientId) {
+    let before = ids(hub);
+    let client = connect(addr, "/events");
+    let new: Vec<ClientId> = ids(hub)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "exactly one new client: {new:?}");
+    (client, new[0])
+}
+
+#[test]
+fn send_to_reaches_only_that_client() {
+    support::init_logging();
+    let hub = support::plain_hub()
+        .keep_alive(None)
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    let mut clients: Vec<(Client, ClientId)> = (0..3).map(|_| connect_new(&hub, addr)).collect();
+    let sub = hub.subscribe().expect("subscribe");
+
+    let target = clients[1].1;
+    hub.send_to(
+        target,
+        &Event::new("just for you")
+            .with_event("private")
+            .expect("name"),
+    )
+    .expect("send_to a connected stream");
+    hub.send_to(sub.id(), &Event::new("for the subscription"))
+        .expect("send_to a subscription");
+    hub.notify("marker").expect("notify");
+
+    for (i, (client, id)) in clients.iter_mut().enumerate() {
+        if *id == target {
+            let private = client.expect_event(WAIT, "the private event");
+            assert_eq!(private.event_type, "private");
+            assert_eq!(private.data, "just for you");
+        }
+        let marker = client.expect_event(WAIT, "the marker");
+        assert_eq!(
+            marker.data, "marker",
+            "client {i} ({id}): nothing before the broadcast marker"
+        );
+    }
+    let mut bytes = Vec::new();
+    while bytes.len() < b"data: for the subscription\n\ndata: marker\n\n".len() {
+        let frame = sub.recv_timeout(WAIT).expect("open").expect("a frame");
+        bytes.extend_from_slice(frame.as_bytes());
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        "data: for the subscription\n\ndata: marker\n\n"
+    );
+    let stats = hub.client_stats(target).expect("the target is connected");
+    assert_eq!(stats.dropped, 0);
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn an_id_that_is_gone_or_never_was_is_unknown() {
+    let hub = support::plain_hub()
+        .keep_alive(Some(ms(50)))
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+
+    let never = ClientId::new(1 << 62);
+    match hub.send_to(never, &Event::new("x")) {
+        Err(Error::UnknownClient(id)) => assert_eq!(id, never.get()),
+        other => panic!("send_to an id that never was: {other:?}"),
+    }
+
+    // A stream that leaves (noticed at a keep-alive).
+    let (mut client, id) = connect_new(&hub, addr);
+    hub.send_to(id, &Event::new("while here")).expect("send_to");
+    assert_eq!(client.expect_event(WAIT, "an event").data, "while here");
+    drop(client);
+    assert!(
+        wait_until(WAIT, || hub.client_stats(id).is_none()),
+        "the stream that left is removed"
+    );
+    match hub.send_to(id, &Event::new("too late")) {
+        Err(Error::UnknownClient(gone)) => assert_eq!(gone, id.get()),
+        other => panic!("send_to a stream that left: {other:?}"),
+    }
+
+    // A subscription that is dropped.
+    let sub = hub.subscribe().expect("subscribe");
+    let sub_id = sub.id();
+    hub.send_to(sub_id, &Event::new("x")).expect("send_to");
+    drop(sub);
+    assert!(
+        wait_until(WAIT, || hub.client_stats(sub_id).is_none()),
+        "the dropped subscription is removed"
+    );
+    assert!(matches!(
+        hub.send_to(sub_id, &Event::new("x")),
+        Err(Error::UnknownClient(gone)) if gone == sub_id.get()
+    ));
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
+    let hub = support::plain_hub()
+        .keep_alive(None)
+        .on_connect(|request| match request.query_values("user").first() {
+            Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
+            None => Decision::accept(),
+        })
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    let mut seven = connect(addr, "/events?user=7");
+    let mut eight = connect(addr, "/events?user=8");
+    let mut anonymous = connect(addr, "/events");
+    let mut listed = ids(&hub);
+    listed.sort();
+    assert!(listed.contains(&ClientId::new(7)) && listed.contains(&ClientId::new(8)));
+    assert_eq!(listed.len(), 3, "{listed:?}");
+
+    hub.send_to(ClientId::new(7), &Event::new("for 7"))
+        .expect("send_to the chosen id");
+    hub.notify("marker").expect("notify");
+    assert_eq!(
+        datas(&read_events(&mut seven, 2, WAIT)),
+        ["for 7", "marker"]
+    );
+    assert_eq!(datas(&read_events(&mut eight, 1, WAIT)), ["marker"]);
+    assert_eq!(datas(&read_events(&mut anonymous, 1, WAIT)), ["marker"]);
+
+    // The same id again: 409, and the first connection keeps it.
+    let mut second = Client::connect(addr, "/events?user=7", "1.1", &[]).expect("request");
+    assert_eq!(second.status, 409);
+    assert_ne!(second.header("Content-Type"), Some("text/event-stream"));
+    let body = second.read_to_end(WAIT);
+    assert_eq!(body, b"client id in use\n");
+    assert_eq!(
+        hub.stats().clients,
+        3,
+        "the refused connection is not a client"
+    );
+    // A subscription choosing it is refused too.
+    assert!(matches!(
+        hub.subscribe_with(SubscribeOptions::new().id(ClientId::new(7))),
+        Err(Error::IdInUse(7))
+    ));
+    hub.send_to(ClientId::new(7), &Event::new("still 7"))
+        .expect("send_to");
+    assert_eq!(datas(&read_events(&mut seven, 1, WAIT)), ["still 7"]);
+
+    // Once 7 has left, its id can be taken again.
+    // Without keep-alives only events reveal that it left: publish until
+    // a write fails.
+    drop(seven);
+    assert!(
+        wait_until(WAIT, || {
+            hub.notify("reveal").expect("notify");
+            hub.client_stats(ClientId::new(7)).is_none()
+        }),
+        "client 7 is removed once a write fails"
+    );
+    let mut again = connect(addr, "/events?user=7");
+    hub.send_to(ClientId::new(7), &Event::new("new 7"))
+        .expect("send_to");
+    assert_eq!(datas(&read_events(&mut again, 1, WAIT)), ["new 7"]);
+    hub.shutdown().expect("shutdown");
+}
