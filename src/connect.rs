@@ -204,10 +204,12 @@ pub(crate) fn last_event_id(request: &tiny_http::Request) -> Option<String> {
         .iter()
         .find(|header| header.field.equiv("Last-Event-ID"))
         .map(|header| header.value.as_str().to_owned());
-    header.or_else(|| {
+    let id = header.or_else(|| {
         let query = request.url().split_once('?').map_or("", |(_, query)| query);
         query_values(query, "lastEventId").into_iter().next()
-    })
+    });
+    // Browsers send no header rather than an empty one: empty means none.
+    id.filter(|id| !id.is_empty())
 }
 
 /// Every value of `name` in a query string, percent-decoded.

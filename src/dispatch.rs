@@ -3,8 +3,8 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::thread::Thread;
 use std::sync::atomic::Ordering;
+use std::thread::Thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -74,7 +74,7 @@ impl Drop for Waker {
 
 pub(crate) struct HubThread {
     pub(crate) add_rx: Receiver<Registration>,
-    pub(crate) remove_rx: Receiver<ClientId>,
+    pub(crate) remove_rx: Receiver<(ClientId, Option<Sender<()>>)>,
     pub(crate) notify_rx: Receiver<Outgoing>,
     pub(crate) shared: Arc<Shared>,
     clients: Vec<Client>,
@@ -90,7 +90,7 @@ pub(crate) struct HubThread {
 impl HubThread {
     pub(crate) fn new(
         add_rx: Receiver<Registration>,
-        remove_rx: Receiver<ClientId>,
+        remove_rx: Receiver<(ClientId, Option<Sender<()>>)>,
         notify_rx: Receiver<Outgoing>,
         shared: Arc<Shared>,
         id_prefix: String,
@@ -122,9 +122,12 @@ impl HubThread {
                     Ok(registration) => self.add(registration),
                     Err(_) => break,
                 },
-                recv(self.remove_rx) -> id => {
-                    if let Ok(id) = id {
+                recv(self.remove_rx) -> removal => {
+                    if let Ok((id, gone)) = removal {
                         self.remove(id);
+                        if let Some(gone) = gone {
+                            let _ = gone.send(());
+                        }
                     }
                 },
                 recv(self.notify_rx) -> outgoing => match outgoing {
@@ -169,6 +172,8 @@ impl HubThread {
                 Resume::Replay(frames) => Some(join(&frames)),
                 Resume::Unknown => Some(self.gap_frame()),
             };
+            // Looking up the id may have expired old events.
+            self.history_stats();
             // The queue is new and empty, so one frame always fits.
             if let Some(frame) = first {
                 let events = frame.events() as u64;
@@ -298,13 +303,18 @@ impl HubThread {
             frame.clone(),
             Instant::now(),
         );
+        self.history_stats();
+        frame
+    }
+
+    /// Publishes the history's size to `Stats`.
+    fn history_stats(&self) {
         self.shared
             .history_len
             .store(self.history.len(), Ordering::Relaxed);
         self.shared
             .history_bytes
             .store(self.history.bytes(), Ordering::Relaxed);
-        frame
     }
 
     fn deliver(&mut self, frame: &Frame, route: &Route) {

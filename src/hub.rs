@@ -105,7 +105,8 @@ pub(crate) struct Inner {
 /// alive.
 pub(crate) struct Shared {
     pub(crate) add_tx: Sender<Registration>,
-    pub(crate) remove_tx: Sender<ClientId>,
+    /// A client leaving, and where to say it is gone (if anyone waits).
+    pub(crate) remove_tx: Sender<(ClientId, Option<Sender<()>>)>,
     pub(crate) counters: Counters,
     pub(crate) clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
     pub(crate) closing: AtomicBool,
@@ -639,7 +640,7 @@ impl Shared {
 
     /// Answers `request` with `503` and counts it; gives back `error`.
     pub(crate) fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
-        crate::server::respond_unavailable(request);
+        crate::server::respond_with_cors(self, request, crate::server::unavailable());
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         error
     }
@@ -669,7 +670,7 @@ impl Shared {
             && !counters.evicted.swap(true, Ordering::Relaxed)
         {
             self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-            let _ = self.remove_tx.send(*id);
+            let _ = self.remove_tx.send((*id, None));
         }
         None
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, Socket, Type};
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Header, Method, Request, Response, ResponseBox};
 
 use crate::cors::{PREFLIGHT, Verdict};
 use crate::hub::{Shared, lock};
@@ -440,6 +440,17 @@ pub(crate) fn answer_non_stream(shared: &Shared, request: Request) -> Option<Req
     None
 }
 
+/// Answers `request` with `response` plus the CORS headers its origin
+/// earns, so that a browser on an allowed origin can read the status.
+pub(crate) fn respond_with_cors(shared: &Shared, request: Request, mut response: ResponseBox) {
+    for (name, value) in cors_headers(shared, &request) {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    }
+    let _ = request.respond(response);
+}
+
 /// An HTTP/1.0 request asking to keep the connection open. Its stream could
 /// never end: an HTTP/1.0 body without a length ends when the server closes
 /// the connection, and `tiny_http` keeps such a connection open, waiting
@@ -481,10 +492,16 @@ fn origin(request: &Request) -> Option<&str> {
 /// Answers `503 Service Unavailable`, asking the client to come back in a
 /// few seconds.
 pub(crate) fn respond_unavailable(request: Request) {
-    let response = Response::from_string("service unavailable\n")
+    let _ = request.respond(unavailable());
+}
+
+/// `503 Service Unavailable`, asking the client to come back in a few
+/// seconds.
+pub(crate) fn unavailable() -> ResponseBox {
+    Response::from_string("service unavailable\n")
         .with_status_code(503)
-        .with_header(header("Retry-After", "5"));
-    let _ = request.respond(response);
+        .with_header(header("Retry-After", "5"))
+        .boxed()
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -497,8 +514,13 @@ fn listen(addr: SocketAddr, write_timeout: Duration) -> std::io::Result<TcpListe
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_write_timeout(Some(SEND_TICK.min(write_timeout)))?;
+    // A second past the write timeout: a client that stops reading is then
+    // cut off by the writer's own clock (and reported as timed out) before
+    // the kernel gives up on the connection. The kernel's timeout is for a
+    // peer that vanished while the little data sent to it (keep-alives)
+    // never filled the socket's buffer.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.set_tcp_user_timeout(Some(write_timeout))?;
+    socket.set_tcp_user_timeout(Some(write_timeout + Duration::from_secs(1)))?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

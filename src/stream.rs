@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
 use crate::event::encode_gap;
 use crate::hub::Shared;
+use crate::server::respond_with_cors;
 use crate::{
     ClientId, Decision, Disconnect, DisconnectReason, Error, Frame, SubscribeOptions, Subscription,
 };
@@ -62,7 +63,7 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         Outcome::Reject(status) => {
             log::debug!("the connect hook refused a client from {remote:?} with {status}");
             shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            let _ = request.respond(tiny_http::Response::empty(status));
+            respond_with_cors(shared, request, tiny_http::Response::empty(status).boxed());
             return;
         }
         Outcome::Accept { topics, id } => (topics, id),
@@ -71,7 +72,9 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
     if topics.len() > MAX_TOPICS {
         log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
         let body = format!("at most {MAX_TOPICS} topics\n");
-        let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(400));
+        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let response = tiny_http::Response::from_string(body).with_status_code(400);
+        respond_with_cors(shared, request, response.boxed());
         return;
     }
     let mut options = SubscribeOptions::new()
@@ -83,8 +86,9 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         Ok(subscription) => subscription,
         Err(Error::IdInUse(taken)) => {
             log::debug!("refusing a client from {remote:?}: id {taken} is in use");
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
             let response = tiny_http::Response::from_string("client id in use\n");
-            let _ = request.respond(response.with_status_code(409));
+            respond_with_cors(shared, request, response.with_status_code(409).boxed());
             return;
         }
         Err(e) => {
@@ -126,9 +130,15 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         delivered: counters.delivered.load(Ordering::Relaxed),
         dropped: counters.dropped.load(Ordering::Relaxed),
     };
-    // Leave the hub before the hook runs, so the hook sees the hub without
-    // this client.
-    drop(stream);
+    // Leave the hub, and wait until it has let go of the client, before the
+    // hook runs: the hook sees the hub without this client.
+    let Stream {
+        writer,
+        subscription,
+        ..
+    } = stream;
+    drop(writer);
+    subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&disconnect);
     }
@@ -354,18 +364,25 @@ impl Stream {
     }
 
     fn retry_or_fail(&self, e: io::Error, stalled: &mut Option<Instant>) -> io::Result<()> {
+        let write_timeout = self.subscription.shared().write_timeout();
         match e.kind() {
             ErrorKind::Interrupted => Ok(()),
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            // The socket's send timeout ticked: no progress for a while.
+            ErrorKind::WouldBlock => {
                 let since = *stalled.get_or_insert_with(Instant::now);
                 let shared = self.subscription.shared();
-                if shared.closing.load(Ordering::Acquire)
-                    || since.elapsed() >= shared.write_timeout()
-                {
+                if shared.closing.load(Ordering::Acquire) || since.elapsed() >= write_timeout {
                     Err(ErrorKind::TimedOut.into())
                 } else {
                     Ok(())
                 }
+            }
+            // The connection died while the client had long taken nothing
+            // (the kernel's TCP_USER_TIMEOUT, or tiny_http's thread giving
+            // up on it, can beat the writer's own clock by a little): the
+            // client stopped reading, so that is what to report.
+            _ if stalled.is_some_and(|since| since.elapsed() >= write_timeout / 2) => {
+                Err(ErrorKind::TimedOut.into())
             }
             _ => Err(e),
         }

@@ -91,6 +91,8 @@ pub struct Subscription {
     receiver: Receiver<Frame>,
     counters: Arc<ClientCounters>,
     shared: Arc<Shared>,
+    /// Set once `leave` has told the hub.
+    left: bool,
 }
 
 impl Subscription {
@@ -105,6 +107,7 @@ impl Subscription {
             receiver,
             counters,
             shared,
+            left: false,
         }
     }
 
@@ -161,6 +164,17 @@ impl Subscription {
         self.counters.dropped.load(Ordering::Relaxed)
     }
 
+    /// Unsubscribes and waits until the hub thread has let go of the
+    /// client (at once when the hub is gone).
+    pub(crate) fn leave(mut self) {
+        let (gone_tx, gone_rx) = crossbeam_channel::bounded(1);
+        if self.shared.remove_tx.send((self.id, Some(gone_tx))).is_ok() {
+            // The hub answers, or drops the sender when it stops.
+            let _ = gone_rx.recv();
+        }
+        self.left = true;
+    }
+
     pub(crate) fn counters(&self) -> &Arc<ClientCounters> {
         &self.counters
     }
@@ -183,6 +197,8 @@ impl fmt::Debug for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         // The hub may be gone already; then there is nothing to leave.
-        let _ = self.shared.remove_tx.send(self.id);
+        if !self.left {
+            let _ = self.shared.remove_tx.send((self.id, None));
+        }
     }
 }

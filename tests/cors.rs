@@ -222,8 +222,6 @@ fn head_from_an_allowed_origin_gets_the_cors_headers() {
 }
 
 #[test]
-#[ignore = "BUG: responses refusing a cross-origin client (connect hook reject, 409, 400) carry no CORS \
-            headers, so the browser sees a network error instead of the status"]
 fn refusals_of_an_allowed_origin_carry_the_cors_headers() {
     let hub = support::plain_hub()
         .keep_alive(None)

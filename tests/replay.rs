@@ -471,7 +471,6 @@ fn events_older_than_the_age_limit_are_not_replayed() {
 }
 
 #[test]
-#[ignore = "BUG: Stats::history_events/history_bytes are not updated when a lookup (a reconnect) expires events by age"]
 fn stats_follow_age_eviction_done_by_a_reconnect() {
     const AGE: Duration = Duration::from_millis(200);
     let hub = hub_with_history(1000, 1 << 20, Some(AGE));
