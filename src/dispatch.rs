@@ -37,39 +37,15 @@ pub(crate) struct Registration {
     pub(crate) counters: Arc<ClientCounters>,
     pub(crate) topics: Vec<Box<str>>,
     pub(crate) last_event_id: Option<String>,
-    /// The stream's writer thread, unparked after each frame is queued.
-    pub(crate) waker: Option<Thread>,
     /// Answered once the client is in (or refused): true when it joined.
     pub(crate) registered: Sender<bool>,
 }
 
 struct Client {
     id: ClientId,
-    /// Declared before `waker`: fields drop in order, so the writer is woken
-    /// after its queue is gone and finds it disconnected.
     queue: Sender<Frame>,
     counters: Arc<ClientCounters>,
     topics: Vec<Box<str>>,
-    waker: Waker,
-}
-
-/// The client's writer thread, if it has one (streams do, subscriptions do
-/// not). It is woken after each frame queued for it, and when the client is
-/// dropped, which drops its queue and so ends its stream.
-struct Waker(Option<Thread>);
-
-impl Waker {
-    fn wake(&self) {
-        if let Some(thread) = &self.0 {
-            thread.unpark();
-        }
-    }
-}
-
-impl Drop for Waker {
-    fn drop(&mut self) {
-        self.wake();
-    }
 }
 
 pub(crate) struct HubThread {
@@ -149,7 +125,6 @@ impl HubThread {
             counters,
             topics,
             last_event_id,
-            waker,
             registered,
         } = registration;
         {
@@ -178,9 +153,6 @@ impl HubThread {
             if let Some(frame) = first {
                 let events = frame.events() as u64;
                 if queue.try_send(frame).is_ok() {
-                    if let Some(thread) = &waker {
-                        thread.unpark();
-                    }
                     self.shared
                         .counters
                         .queued
@@ -193,7 +165,6 @@ impl HubThread {
             queue,
             counters,
             topics,
-            waker: Waker(waker),
         });
         self.shared
             .counters
@@ -328,10 +299,7 @@ impl HubThread {
                 continue;
             }
             match client.queue.try_send(frame.clone()) {
-                Ok(()) => {
-                    queued += events;
-                    client.waker.wake();
-                }
+                Ok(()) => queued += events,
                 Err(TrySendError::Full(_)) => {
                     client.counters.dropped.fetch_add(events, Ordering::Relaxed);
                     dropped += events;

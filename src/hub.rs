@@ -611,7 +611,6 @@ impl Shared {
                     .map(String::into_boxed_str)
                     .collect(),
                 last_event_id: options.last_event_id,
-                waker: options.waker,
                 registered: registered_tx,
             })
             .map_err(|_| Error::Closed)?;

@@ -3,10 +3,9 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::Ordering;
-use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::TryRecvError;
+use crossbeam_channel::RecvTimeoutError;
 
 use std::sync::Arc;
 
@@ -80,7 +79,6 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
     let mut options = SubscribeOptions::new()
         .topics(topics)
         .id(chosen_id.unwrap_or(id));
-    options.waker = Some(thread::current());
     options.last_event_id = connect::last_event_id(&request);
     let subscription = match shared.register(options) {
         Ok(subscription) => subscription,
@@ -219,72 +217,44 @@ impl Stream {
             return ending_of(&e);
         }
         let keep_alive = self.subscription.shared().config.keep_alive;
-        let mut last_write = Instant::now();
         loop {
+            let first = match keep_alive {
+                Some(interval) => self.subscription.receiver().recv_timeout(interval),
+                None => self
+                    .subscription
+                    .receiver()
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
             self.begin();
-            let (events, wrote, queue) = self.drain();
-            if wrote {
-                if let Err(e) = self.send_buffered() {
-                    return ending_of(&e);
-                }
-                last_write = Instant::now();
-                self.subscription
-                    .counters()
-                    .delivered
-                    .fetch_add(events as u64, Ordering::Relaxed);
-                // A burst grows the buffer; give the memory back rather than
-                // keep it for every idle client.
-                if self.out.capacity() > KEEP_BUFFER {
-                    self.out = Vec::with_capacity(256);
-                }
-                continue;
-            }
-            if queue == TryRecvError::Disconnected {
-                return self.finish();
-            }
-            // Nothing queued. The hub unparks this thread after each frame it
-            // queues (and when it drops the queue); parking directly, rather
-            // than blocking in the channel's `recv`, skips the channel's
-            // spin-and-yield phase, which with a thousand writers on one core
-            // cost more than the writes themselves.
-            match keep_alive {
-                Some(interval) => {
-                    let idle = last_write.elapsed();
-                    if idle >= interval {
-                        self.begin();
-                        self.out.extend_from_slice(KEEP_ALIVE);
-                        if let Err(e) = self.send_buffered() {
-                            return ending_of(&e);
-                        }
-                        last_write = Instant::now();
-                    } else {
-                        thread::park_timeout(interval - idle);
-                    }
-                }
-                None => thread::park(),
-            }
-        }
-    }
-
-    /// Takes what is queued, up to about `WRITE_BYTES`, into the buffer.
-    /// Returns the events taken, whether anything is to be written, and the
-    /// queue's state when it stopped (`Empty` also when the buffer is full).
-    fn drain(&mut self) -> (usize, bool, TryRecvError) {
-        let mut events = 0;
-        let mut wrote = false;
-        while self.out.len() < WRITE_BYTES {
-            match self.subscription.receiver().try_recv() {
+            let mut events = 0;
+            match first {
                 Ok(frame) => {
-                    if !wrote {
-                        self.report_missed();
-                        wrote = true;
-                    }
+                    self.report_missed();
                     events += self.append(&frame);
+                    while self.out.len() < WRITE_BYTES {
+                        match self.subscription.receiver().try_recv() {
+                            Ok(frame) => events += self.append(&frame),
+                            Err(_) => break,
+                        }
+                    }
                 }
-                Err(state) => return (events, wrote, state),
+                Err(RecvTimeoutError::Timeout) => self.out.extend_from_slice(KEEP_ALIVE),
+                Err(RecvTimeoutError::Disconnected) => return self.finish(),
+            }
+            if let Err(e) = self.send_buffered() {
+                return ending_of(&e);
+            }
+            self.subscription
+                .counters()
+                .delivered
+                .fetch_add(events as u64, Ordering::Relaxed);
+            // A burst grows the buffer; give the memory back rather than
+            // keep it for every idle client.
+            if self.out.capacity() > KEEP_BUFFER {
+                self.out = Vec::with_capacity(256);
             }
         }
-        (events, wrote, TryRecvError::Empty)
     }
 
     /// Starts a new write: empties the buffer and leaves room for the chunk

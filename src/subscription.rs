@@ -32,8 +32,6 @@ pub struct SubscribeOptions {
     pub(crate) topics: Vec<String>,
     pub(crate) last_event_id: Option<String>,
     pub(crate) id: Option<ClientId>,
-    /// The writer thread to unpark when a frame is queued (streams only).
-    pub(crate) waker: Option<std::thread::Thread>,
 }
 
 impl SubscribeOptions {
