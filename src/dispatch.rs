@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::Thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
