@@ -816,3 +816,501 @@ pub fn plain_hub() -> sse_server::HubBuilder {
         .history(0, 0, None)
         .retry(None, Duration::ZERO)
 }
+
+// ---------------------------------------------------------------------------
+// Robustness helpers: descriptors and memory through /proc, raw HTTP,
+// a cheap reader for streams of fixed-size events, and re-running this test
+// binary as a child process.
+// ---------------------------------------------------------------------------
+
+/// The process's open file descriptors: the entries of `/proc/self/fd`,
+/// including the one the listing itself holds (so compare counts taken the
+/// same way).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...), in KiB;
+/// `pid` may be `"self"`.
+pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+impl Client {
+    /// The client's socket: for socket options (`SO_LINGER`) and for raw
+    /// writes on the stream's connection (pipelined requests).
+    pub fn socket(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// A TCP connection to `addr` with a write timeout, for raw requests.
+pub fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("set the write timeout");
+    stream
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+pub struct RawReply {
+    pub bytes: Vec<u8>,
+    /// How reading ended: `Some(End::Eof)` or `Some(End::Reset)` when the
+    /// server closed, `None` when `timeout` passed with the connection open
+    /// (or `done` said enough).
+    pub closed: Option<End>,
+}
+
+impl RawReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Reads from `stream` until the server closes it, `done(bytes so far)`
+/// holds, or `timeout` passes.
+pub fn read_raw(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> RawReply {
+    let deadline = Instant::now() + timeout;
+    let mut bytes = Vec::new();
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        if done(&bytes) {
+            return RawReply {
+                bytes,
+                closed: None,
+            };
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return RawReply {
+                bytes,
+                closed: None,
+            };
+        }
+        stream
+            .set_read_timeout(Some(left.max(ms(1))))
+            .expect("set the read timeout");
+        match stream.read(&mut piece) {
+            Ok(0) => {
+                return RawReply {
+                    bytes,
+                    closed: Some(End::Eof),
+                };
+            }
+            Ok(n) => bytes.extend_from_slice(&piece[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                return RawReply {
+                    bytes,
+                    closed: Some(End::Reset),
+                };
+            }
+            Err(e) => panic!("reading a raw reply failed: {e}"),
+        }
+    }
+}
+
+/// One HTTP response with a `Content-Length` body, taken apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawResponse {
+    pub status_line: String,
+    /// Every header but `Date` (which changes), in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Splits the first response off `bytes` (its body sized by
+/// `Content-Length`, 0 when absent); `None` until all of it is there.
+/// Returns the response and how many bytes it took.
+pub fn parse_response(bytes: &[u8]) -> Option<(RawResponse, usize)> {
+    let head_end = find(bytes, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default().to_owned();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+        if name.eq_ignore_ascii_case("Content-Length") {
+            length = value.parse().ok()?;
+        }
+        if !name.eq_ignore_ascii_case("Date") {
+            headers.push((name, value));
+        }
+    }
+    let body_start = head_end + 4;
+    let body = bytes.get(body_start..body_start + length)?.to_vec();
+    Some((
+        RawResponse {
+            status_line,
+            headers,
+            body,
+        },
+        body_start + length,
+    ))
+}
+
+/// Decodes a chunked body at the start of `bytes`: the data, whether the
+/// final chunk (and its blank line) arrived, and the bytes after it.
+pub fn dechunk(bytes: &[u8]) -> Result<(Vec<u8>, bool, &[u8]), String> {
+    let mut data = Vec::new();
+    let mut rest = bytes;
+    loop {
+        let Some(at) = find(rest, b"\r\n") else {
+            return Ok((data, false, rest));
+        };
+        let line = String::from_utf8_lossy(&rest[..at]).into_owned();
+        let size = usize::from_str_radix(line.trim(), 16)
+            .map_err(|_| format!("bad chunk-size line {line:?}"))?;
+        let after = &rest[at + 2..];
+        if size == 0 {
+            return match after.strip_prefix(b"\r\n") {
+                Some(tail) => Ok((data, true, tail)),
+                None => Ok((data, false, after)),
+            };
+        }
+        if after.len() < size + 2 {
+            return Ok((data, false, rest));
+        }
+        if &after[size..size + 2] != b"\r\n" {
+            return Err("chunk data not followed by CRLF".into());
+        }
+        data.extend_from_slice(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cheap reader for streams of fixed-size events
+// ---------------------------------------------------------------------------
+
+/// How many bytes of an event `FixedEventReader` checks: `data: ` and the
+/// ten-digit sequence number.
+const FIXED_PREFIX: usize = 16;
+
+/// The data of event `seq` in a stream of fixed-size events: the sequence
+/// number in ten digits, padded with `x` to `len` bytes (`len` >= 10).
+pub fn fixed_payload(seq: usize, len: usize) -> String {
+    assert!(len >= 10);
+    let mut data = format!("{seq:010}");
+    data.extend(std::iter::repeat_n('x', len - 10));
+    data
+}
+
+/// Reads an event stream made only of `data: <fixed_payload(seq)>\n\n`
+/// events, numbered from 0, without parsing it byte by byte (the WHATWG
+/// parser is too slow in debug builds for hundreds of MB): it decodes the
+/// chunk framing, counts whole events by their size, and checks the first
+/// bytes and the blank line of each, so a missing, extra or reordered event
+/// is caught. Records when each event arrived.
+pub struct FixedEventReader {
+    stream: TcpStream,
+    pub status: u16,
+    chunked: bool,
+    event_len: usize,
+    payload_len: usize,
+    /// Body bytes decoded so far.
+    body_len: usize,
+    /// The framing bytes of the chunk-size line or trailer being read.
+    line: Vec<u8>,
+    chunk: ChunkState,
+    /// The first bytes of the event being received.
+    prefix: Vec<u8>,
+    /// When each complete event arrived.
+    pub arrivals: Vec<Instant>,
+    pub end: Option<End>,
+}
+
+impl FixedEventReader {
+    /// Opens `GET /events` over HTTP/`http_version` and reads the head.
+    pub fn connect(
+        addr: SocketAddr,
+        http_version: &str,
+        payload_len: usize,
+    ) -> io::Result<FixedEventReader> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let request = format!(
+            "GET /events HTTP/{http_version}\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes())?;
+        let reply = read_raw(&mut stream, HEAD_TIMEOUT, |bytes| {
+            find(bytes, b"\r\n\r\n").is_some()
+        });
+        let Some(head_end) = find(&reply.bytes, b"\r\n\r\n") else {
+            return Err(io::Error::new(
+                ErrorKind::TimedOut,
+                format!("no response head: {:?}", reply.text()),
+            ));
+        };
+        let head = String::from_utf8_lossy(&reply.bytes[..head_end]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("\r\ntransfer-encoding: chunked");
+        let mut reader = FixedEventReader {
+            stream,
+            status,
+            chunked,
+            event_len: payload_len + 8,
+            payload_len,
+            body_len: 0,
+            line: Vec::new(),
+            chunk: ChunkState::Size,
+            prefix: Vec::with_capacity(FIXED_PREFIX),
+            arrivals: Vec::new(),
+            end: None,
+        };
+        let rest = reply.bytes[head_end + 4..].to_vec();
+        reader.take(&rest);
+        Ok(reader)
+    }
+
+    /// Complete events received.
+    pub fn events(&self) -> usize {
+        self.arrivals.len()
+    }
+
+    /// Body bytes received that do not make a whole event yet.
+    pub fn partial_bytes(&self) -> usize {
+        self.body_len % self.event_len
+    }
+
+    /// Reads until the stream ends or nothing arrives for `idle`; stores the
+    /// number of complete events in `progress` as they come. Returns how the
+    /// stream ended (`None`: it went quiet).
+    pub fn read_to_end(
+        &mut self,
+        idle: Duration,
+        progress: &std::sync::atomic::AtomicUsize,
+    ) -> Option<End> {
+        let mut piece = vec![0u8; 256 * 1024];
+        self.stream
+            .set_read_timeout(Some(idle))
+            .expect("set the read timeout");
+        progress.store(self.events(), std::sync::atomic::Ordering::Release);
+        while self.end.is_none() {
+            match self.stream.read(&mut piece) {
+                Ok(0) => self.end = Some(End::Eof),
+                Ok(n) => {
+                    self.take(&piece[..n]);
+                    progress.store(self.events(), std::sync::atomic::Ordering::Release);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => self.end = Some(End::Reset),
+                Err(e) => panic!("reading the stream failed: {e}"),
+            }
+        }
+        self.end
+    }
+
+    /// Takes bytes from the socket: decodes the framing, hands the body on.
+    fn take(&mut self, mut bytes: &[u8]) {
+        if !self.chunked {
+            self.body(bytes);
+            return;
+        }
+        while !bytes.is_empty() {
+            match self.chunk {
+                ChunkState::Size | ChunkState::Trailer => {
+                    let b = bytes[0];
+                    bytes = &bytes[1..];
+                    if b != b'\n' {
+                        self.line.push(b);
+                        assert!(self.line.len() < 64, "a runaway chunk-size line");
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&self.line).trim().to_owned();
+                    self.line.clear();
+                    if self.chunk == ChunkState::Trailer {
+                        if line.is_empty() {
+                            self.chunk = ChunkState::Done;
+                            self.end = Some(End::FinalChunk);
+                        }
+                        continue;
+                    }
+                    let size = usize::from_str_radix(&line, 16)
+                        .unwrap_or_else(|_| panic!("bad chunk-size line {line:?}"));
+                    self.chunk = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let take = left.min(bytes.len());
+                    self.body(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    self.chunk = if take == left {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left - take)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    let b = bytes[0];
+                    bytes = &bytes[1..];
+                    match b {
+                        b'\r' => {}
+                        b'\n' => self.chunk = ChunkState::Size,
+                        _ => panic!("chunk data not followed by CRLF"),
+                    }
+                }
+                ChunkState::Done => panic!("{} bytes after the final chunk", bytes.len()),
+            }
+        }
+    }
+
+    /// Takes body bytes: checks each event's first bytes and its blank line,
+    /// counts whole events.
+    fn body(&mut self, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            let offset = self.body_len % self.event_len;
+            let seq = self.body_len / self.event_len;
+            let take = (self.event_len - offset).min(bytes.len() - at);
+            let piece = &bytes[at..at + take];
+            if offset < FIXED_PREFIX {
+                let want = FIXED_PREFIX - offset;
+                self.prefix
+                    .extend_from_slice(&piece[..want.min(piece.len())]);
+                if self.prefix.len() == FIXED_PREFIX {
+                    let expected = format!("data: {seq:010}");
+                    assert_eq!(
+                        String::from_utf8_lossy(&self.prefix),
+                        expected,
+                        "event {seq} begins wrong (payload {} bytes)",
+                        self.payload_len
+                    );
+                }
+            }
+            // The event's last two bytes: the LF that ends the data line
+            // and the blank line.
+            for end in [self.event_len - 2, self.event_len - 1] {
+                if (offset..offset + take).contains(&end) {
+                    assert_eq!(
+                        piece[end - offset],
+                        b'\n',
+                        "event {seq} does not end with a blank line"
+                    );
+                }
+            }
+            self.body_len += take;
+            at += take;
+            if offset + take == self.event_len {
+                self.prefix.clear();
+                self.arrivals.push(Instant::now());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running one test of this binary in a child process
+// ---------------------------------------------------------------------------
+
+/// What a child test process did.
+#[derive(Debug)]
+pub struct ChildRun {
+    /// `None` when it was killed at the deadline.
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ChildRun {
+    /// Whether the child test ran and passed.
+    pub fn passed(&self, test: &str) -> bool {
+        self.status.is_some_and(|s| s.success())
+            && self.stdout.contains(&format!("test {test} ... ok"))
+            && self.stdout.contains("1 passed")
+    }
+}
+
+/// Runs the `#[ignore]`d test `test` of this test binary in a child process
+/// (`--exact <test> --ignored --nocapture`), through
+/// `sh -c 'ulimit -n <nofile> && exec ...'` when `nofile` is given. Kills it
+/// when it runs past `timeout`.
+pub fn run_child_test(test: &str, nofile: Option<u32>, timeout: Duration) -> ChildRun {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("this test binary's path");
+    let mut command = match nofile {
+        Some(limit) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!(
+                    "ulimit -n {limit} && exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads=1"
+                ))
+                .arg(&exe)
+                .arg(test);
+            command
+        }
+        None => {
+            let mut command = Command::new(&exe);
+            command.args([
+                "--exact",
+                test,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ]);
+            command
+        }
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the child test process");
+    let mut out = child.stdout.take().expect("child stdout");
+    let mut err = child.stderr.take().expect("child stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().expect("wait for the child");
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    ChildRun {
+        status,
+        stdout: out_reader.join().expect("the stdout reader panicked"),
+        stderr: err_reader.join().expect("the stderr reader panicked"),
+    }
+}

@@ -1,0 +1,408 @@
+//! The acceptor survives `accept()` failing with EMFILE.
+//!
+//! `tiny_http` 0.12's accept thread ends for good on any `accept()` error;
+//! the library's acceptor (`server.rs`, `AcceptLoop`) notices, logs a
+//! warning, and starts a new one on the same socket after a backoff.
+//!
+//! Running out of descriptors is process-wide, so each scenario runs in a
+//! child process: the parent test re-runs this test binary on one
+//! `#[ignore]`d child test, through `sh -c 'ulimit -n 64 && exec ...'`, and
+//! checks that it passed. In the child, a logger records the crate's log
+//! lines (and, in some scenarios, frees or takes descriptors the moment the
+//! acceptor reports the failure, on the acceptor's own thread, which makes
+//! the order of events certain); the server starts with no descriptor to
+//! spare, and one connection then makes `accept()` fail.
+//!
+//! Scenarios: the descriptors come back at once (the first retry starts a
+//! new acceptor); they stay used up across several retries; and three that
+//! show bugs (ignored): a retry that cannot clone the listening socket is
+//! the last one; a connection accepted before the restart is never
+//! answered again; and `accept()` taking the very last descriptor kills
+//! tiny_http's accept thread with a panic no one notices.
+
+mod support;
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sse_server::{Hub, Server};
+use support::{Client, parse_response, raw_connect, read_raw, run_child_test, wait_until};
+
+const NOFILE: u32 = 64;
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(10);
+const EMFILE: i32 = 24;
+
+/// The warning the acceptor logs when `accept()` fails.
+const ACCEPT_FAILED: &str = "accepting connections failed";
+/// The warning it logs when it cannot start a new acceptor.
+const RESTART_FAILED: &str = "restarting the acceptor failed";
+
+// ---------------------------------------------------------------------------
+// The child's side: a logger that records, and descriptors held in a static
+// so that the logger can free them.
+// ---------------------------------------------------------------------------
+
+static LOG: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+/// When set, the logger frees the held descriptors as the acceptor reports
+/// the failed `accept()`: before its first retry, so the retry finds
+/// descriptors.
+static FREE_ON_FAILURE: AtomicBool = AtomicBool::new(false);
+
+/// When set, the logger, on the acceptor's thread and so before its first
+/// retry, takes the descriptor that tiny_http's dead accept thread gave
+/// back (its clone of the listening socket): as any other thread of a busy
+/// process might. Cleared once done.
+static STEAL_ON_FAILURE: AtomicBool = AtomicBool::new(false);
+
+fn steal_a_descriptor() {
+    let before = lock(&HELD).len();
+    let stole = wait_until(Duration::from_secs(2), || {
+        fill();
+        lock(&HELD).len() > before
+    });
+    eprintln!("stole a descriptor before the retry: {stole}");
+}
+
+/// When set, the logger, on the acceptor's thread, waits until a
+/// descriptor is free (taking it for a moment, then giving it back): until
+/// tiny_http's dead accept thread has closed its clone of the listening
+/// socket, so that the retry can clone it again. On a loaded machine that
+/// thread may otherwise still hold it at the first retry, which then fails
+/// (see `acceptor_retries_when_a_restart_fails`).
+static AWAIT_FREED_ON_FAILURE: AtomicBool = AtomicBool::new(false);
+
+fn await_a_freed_descriptor() {
+    let freed = wait_until(Duration::from_secs(2), || File::open("/dev/null").is_ok());
+    if !freed {
+        eprintln!("no descriptor came free before the retry");
+    }
+}
+
+struct Recorder;
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let message = record.args().to_string();
+        if record.level() <= log::Level::Warn {
+            eprintln!("[{} {}] {message}", record.level(), record.target());
+        }
+        if message.contains(ACCEPT_FAILED) {
+            if FREE_ON_FAILURE.load(Ordering::Acquire) {
+                lock(&HELD).clear();
+            }
+            if STEAL_ON_FAILURE.swap(false, Ordering::AcqRel) {
+                steal_a_descriptor();
+            }
+            if AWAIT_FREED_ON_FAILURE.load(Ordering::Acquire) {
+                await_a_freed_descriptor();
+            }
+        }
+        lock(&LOG).push((record.level(), record.target().to_owned(), message));
+    }
+
+    fn flush(&self) {}
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn logged(needle: &str) -> bool {
+    lock(&LOG)
+        .iter()
+        .any(|(_, _, message)| message.contains(needle))
+}
+
+fn install_logger() {
+    log::set_logger(&Recorder).expect("install the recording logger");
+    log::set_max_level(log::LevelFilter::Debug);
+}
+
+/// Opens `/dev/null` until the process is out of descriptors.
+fn fill() {
+    let mut held = lock(&HELD);
+    loop {
+        match File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) if e.raw_os_error() == Some(EMFILE) => return,
+            Err(e) => panic!("open /dev/null: {e}"),
+        }
+        assert!(held.len() < 10 * NOFILE as usize, "no descriptor limit?");
+    }
+}
+
+/// Frees `n` held descriptors.
+fn free(n: usize) {
+    let mut held = lock(&HELD);
+    for _ in 0..n {
+        assert!(held.pop().is_some(), "nothing left to free");
+    }
+}
+
+/// What the logger does when the acceptor reports a failed `accept()`;
+/// set before the server starts, because a stray connection (a recycled
+/// port) can make the very first `accept()` fail.
+#[derive(Clone, Copy)]
+enum OnFailure {
+    /// Free every held descriptor.
+    Free,
+    /// Wait until a descriptor is free (see `AWAIT_FREED_ON_FAILURE`).
+    AwaitFreed,
+    /// Take the descriptor that comes free (see `STEAL_ON_FAILURE`).
+    Steal,
+    Nothing,
+}
+
+/// A hub and a server started with no descriptor to spare: the server
+/// takes the last ones (its listening socket and the clone `tiny_http`
+/// gets). The acceptor's wake-up connections (`AcceptLoop::kick`) then
+/// cannot open a socket, so they cannot race the test for descriptors.
+fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
+    install_logger();
+    match on_failure {
+        OnFailure::Free => FREE_ON_FAILURE.store(true, Ordering::Release),
+        OnFailure::AwaitFreed => AWAIT_FREED_ON_FAILURE.store(true, Ordering::Release),
+        OnFailure::Steal => STEAL_ON_FAILURE.store(true, Ordering::Release),
+        OnFailure::Nothing => {}
+    }
+    let hub = support::plain_hub().build().expect("build the hub");
+    fill();
+    let server = (0..8)
+        .find_map(|_| {
+            free(1);
+            match Server::bind("127.0.0.1:0", &hub) {
+                Ok(server) => Some(server),
+                Err(sse_server::Error::Bind(e)) if e.raw_os_error() == Some(EMFILE) => None,
+                Err(e) => panic!("bind: {e}"),
+            }
+        })
+        .expect("bind with a few descriptors");
+    eprintln!("holding {} descriptors", lock(&HELD).len());
+    let addr = server.local_addr();
+    (hub, server, addr)
+}
+
+/// A stream client gets an event: the server accepts and serves.
+fn assert_serves(hub: &Hub, addr: SocketAddr, what: &str) {
+    let mut client = Client::connect_within(addr, "/events", WAIT)
+        .unwrap_or_else(|e| panic!("{what}: no stream: {e}"));
+    assert_eq!(client.status, 200, "{what}");
+    let data = format!("served {what}");
+    hub.notify(&data).expect("notify");
+    assert_eq!(client.expect_event(WAIT, what).data, data);
+}
+
+/// With no descriptor to spare: frees one and connects with it, so that
+/// the server's `accept()` finds none, until the acceptor's warning is
+/// logged. Returns the connection(s) made.
+fn make_accept_fail(addr: SocketAddr) -> Vec<TcpStream> {
+    let mut connections = Vec::new();
+    let failed = wait_until(WAIT, || {
+        if logged(ACCEPT_FAILED) {
+            return true;
+        }
+        free(1);
+        match TcpStream::connect(addr) {
+            Ok(stream) => connections.push(stream),
+            // Something else took the descriptor first; free another.
+            Err(e) if e.raw_os_error() == Some(EMFILE) => {}
+            Err(e) => panic!("connect: {e}"),
+        }
+        wait_until(Duration::from_millis(500), || logged(ACCEPT_FAILED))
+    });
+    assert!(
+        failed,
+        "accept() never failed; log: {:?}",
+        lock(&LOG).iter().map(|l| &l.2).collect::<Vec<_>>()
+    );
+    connections
+}
+
+fn assert_warned_about_emfile() {
+    let log = lock(&LOG);
+    let warning = log
+        .iter()
+        .find(|(_, _, message)| message.contains(ACCEPT_FAILED))
+        .expect("the warning");
+    assert_eq!(warning.0, log::Level::Warn, "{warning:?}");
+    assert!(warning.1.starts_with("sse_server"), "{warning:?}");
+    assert!(
+        warning.2.contains("Too many open files") && warning.2.contains("trying again in"),
+        "{warning:?}"
+    );
+}
+
+#[test]
+#[ignore = "a child process of acceptor_restarts_after_accept_fails_with_emfile"]
+fn child_restart_after_emfile() {
+    let (hub, server, addr) = start_exhausted(OnFailure::Free);
+    let pending = make_accept_fail(addr);
+    assert!(lock(&HELD).is_empty(), "the logger freed the descriptors");
+    assert_warned_about_emfile();
+    // A new acceptor takes the connection that failed, and new ones.
+    assert_serves(&hub, addr, "after the restart");
+    assert_serves(&hub, addr, "again after the restart");
+    assert!(!logged(RESTART_FAILED));
+    drop(pending);
+    server.shutdown().expect("shutdown");
+}
+
+fn warnings(needle: &str) -> usize {
+    lock(&LOG)
+        .iter()
+        .filter(|(level, _, message)| *level == log::Level::Warn && message.contains(needle))
+        .count()
+}
+
+#[test]
+#[ignore = "a child process of acceptor_recovers_when_descriptors_stay_exhausted"]
+fn child_restart_after_a_long_emfile() {
+    let (hub, server, addr) = start_exhausted(OnFailure::AwaitFreed);
+    let pending = make_accept_fail(addr);
+    assert_warned_about_emfile();
+    // The descriptors stay used up across several retries (10, 20, 40 ms
+    // of backoff): each new acceptor fails in its turn.
+    assert!(
+        wait_until(WAIT, || warnings(ACCEPT_FAILED) >= 4),
+        "the acceptor kept retrying"
+    );
+    lock(&HELD).clear();
+    // The backoff is at most a second: one of the next retries succeeds.
+    assert_serves(&hub, addr, "once descriptors are free again");
+    drop(pending);
+    server.shutdown().expect("shutdown");
+}
+
+#[test]
+#[ignore = "a child process of acceptor_retries_when_a_restart_fails"]
+fn child_restart_fails_once() {
+    let (hub, server, addr) = start_exhausted(OnFailure::Steal);
+    let pending = make_accept_fail(addr);
+    assert!(
+        wait_until(WAIT, || logged(RESTART_FAILED)),
+        "the first retry could not start a new acceptor"
+    );
+    // Descriptors are free again: a later retry must start one.
+    lock(&HELD).clear();
+    assert_serves(&hub, addr, "once descriptors are free again");
+    drop(pending);
+    server.shutdown().expect("shutdown");
+}
+
+#[test]
+#[ignore = "a child process of a_connection_from_before_the_restart_is_still_answered"]
+fn child_connection_across_a_restart() {
+    let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
+    // A connection the first acceptor takes (our socket, the server's and
+    // its clone: three descriptors); no request on it yet.
+    free(3);
+    let mut old = raw_connect(addr);
+    FREE_ON_FAILURE.store(true, Ordering::Release);
+    // accept() takes connections in order: the old one first.
+    let pending = make_accept_fail(addr);
+    assert_serves(&hub, addr, "after the restart");
+
+    // A request on the connection from before the restart.
+    old.write_all(b"OPTIONS /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let reply = read_raw(&mut old, WAIT, |bytes| parse_response(bytes).is_some());
+    let answer = parse_response(&reply.bytes).map(|(r, _)| r.status_line);
+    assert_eq!(
+        answer.as_deref(),
+        Some("HTTP/1.1 204 No Content"),
+        "a request on a connection accepted before the restart: {reply:?}"
+    );
+    drop(pending);
+    server.shutdown().expect("shutdown");
+}
+
+#[test]
+#[ignore = "a child process of the_server_survives_running_out_of_descriptors_mid_accept"]
+fn child_clone_fails_after_accept() {
+    let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
+    // Two descriptors: one for our socket, one for the server's accept();
+    // none for the clone tiny_http makes of every accepted socket.
+    free(2);
+    let panicked = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&panicked);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flag.store(true, Ordering::Release);
+        default_hook(info);
+    }));
+    let pending = TcpStream::connect(addr).expect("connect");
+    assert!(
+        wait_until(WAIT, || panicked.load(Ordering::Acquire)),
+        "tiny_http's accept thread did not panic"
+    );
+    // Descriptors are back; the server should serve again.
+    lock(&HELD).clear();
+    assert_serves(&hub, addr, "once descriptors are free again");
+    drop(pending);
+    server.shutdown().expect("shutdown");
+}
+
+// ---------------------------------------------------------------------------
+// The parents
+// ---------------------------------------------------------------------------
+
+fn run(child: &str) {
+    let run = run_child_test(child, Some(NOFILE), CHILD_TIMEOUT);
+    assert!(
+        run.passed(child),
+        "the child test {child} (ulimit -n {NOFILE}) did not pass: status {:?}\n\
+         --- stdout\n{}\n--- stderr\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    eprintln!("child {child}: stderr\n{}", run.stderr);
+}
+
+#[test]
+fn acceptor_restarts_after_accept_fails_with_emfile() {
+    run("child_restart_after_emfile");
+}
+
+#[test]
+fn acceptor_recovers_when_descriptors_stay_exhausted() {
+    run("child_restart_after_a_long_emfile");
+}
+
+#[test]
+#[ignore = "BUG: when a retry cannot start a new acceptor (server.rs AcceptLoop::run: \
+            `tiny_http_server` fails, e.g. EMFILE cloning the listener), the loop keeps \
+            polling the dead tiny_http server, which never reports again: no further retry, \
+            and the server never accepts another connection"]
+fn acceptor_retries_when_a_restart_fails() {
+    run("child_restart_fails_once");
+}
+
+#[test]
+#[ignore = "BUG (tiny_http 0.12 refined_tcp_stream.rs:18, reachable through Server): when \
+            accept() takes the last descriptor, cloning the accepted socket fails and the \
+            unwrap panics tiny_http's accept thread; no error reaches AcceptLoop, which never \
+            restarts it: the server never accepts again"]
+fn the_server_survives_running_out_of_descriptors_mid_accept() {
+    run("child_clone_fails_after_accept");
+}
+
+#[test]
+#[ignore = "BUG: after the acceptor restarts, requests on connections accepted by the old \
+            tiny_http server go to that server's queue, which nobody reads (server.rs \
+            AcceptLoop::run replaces `current`): the client waits forever"]
+fn a_connection_from_before_the_restart_is_still_answered() {
+    run("child_connection_across_a_restart");
+}

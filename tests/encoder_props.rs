@@ -1,0 +1,384 @@
+//! Property tests of the event encoder, without extra dependencies: a
+//! fixed-seed SplitMix64 generator builds thousands of events from pieces
+//! rich in line breaks, NULs, colons, field names and non-ASCII text. Each
+//! event is either refused (an event name or id with CR or LF, an id with
+//! NUL: `Error::InvalidField`), or its bytes, fed to the WHATWG parser of
+//! `support`, give exactly one event with the data (line breaks turned into
+//! LF), type, last event id and retry that were set: no injected field, no
+//! extra event. A failing case is shrunk (pieces removed while it still
+//! fails) and the smallest input is printed.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sse_server::{Error, Event, Hub};
+use support::{EventParser, ParsedEvent};
+
+const CASES: usize = 5_000;
+
+/// The pieces strings are made of.
+const PIECES: &[&str] = &[
+    "\r",
+    "\n",
+    "\r\n",
+    "\n\r",
+    "\r\r",
+    "\n\n",
+    "\0",
+    " ",
+    "  ",
+    ":",
+    ": ",
+    "data:",
+    "data: ",
+    "id:",
+    "id: ",
+    "event:",
+    "event: x",
+    "retry:",
+    "retry: 1",
+    "\u{feff}",
+    "é",
+    "☃",
+    "😀",
+    "\t",
+    "a",
+    "Z",
+    "0",
+    "x y",
+    "\u{2028}",
+    "\u{85}",
+    "\u{7f}",
+    ":\n",
+    "\n:",
+    "\ndata: forged\n\n",
+    "\r\nid: 666\r\n",
+    "\revent: evil\r",
+];
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+
+    /// Up to `max` pieces.
+    fn pieces(&mut self, max: usize) -> Vec<&'static str> {
+        let n = self.below(max + 1);
+        (0..n).map(|_| PIECES[self.below(PIECES.len())]).collect()
+    }
+
+    /// Pieces for a field that is usually valid: line breaks (and NUL)
+    /// only now and then.
+    fn field_pieces(&mut self, max: usize) -> Vec<&'static str> {
+        let bad = self.chance(4);
+        let n = self.below(max + 1);
+        (0..n)
+            .map(|_| {
+                loop {
+                    let piece = PIECES[self.below(PIECES.len())];
+                    if bad || !piece.contains(['\r', '\n', '\0']) {
+                        break piece;
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// One generated event, as pieces (so that it can be shrunk piece by
+/// piece).
+#[derive(Clone, Debug)]
+struct Case {
+    data: Vec<&'static str>,
+    comment: Option<Vec<&'static str>>,
+    name: Option<Vec<&'static str>>,
+    id: Option<Vec<&'static str>>,
+    retry: Option<u64>,
+}
+
+impl Case {
+    fn generate(rng: &mut Rng) -> Case {
+        Case {
+            data: rng.pieces(12),
+            comment: rng.chance(3).then(|| rng.pieces(6)),
+            name: rng.chance(2).then(|| rng.field_pieces(4)),
+            id: rng.chance(2).then(|| rng.field_pieces(4)),
+            retry: rng.chance(4).then(|| rng.next() % 100_000_000),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let join = |pieces: &[&str]| pieces.concat();
+        let mut out = format!("data {:?}", join(&self.data));
+        if let Some(comment) = &self.comment {
+            let _ = write!(out, ", comment {:?}", join(comment));
+        }
+        if let Some(name) = &self.name {
+            let _ = write!(out, ", event name {:?}", join(name));
+        }
+        if let Some(id) = &self.id {
+            let _ = write!(out, ", id {:?}", join(id));
+        }
+        if let Some(retry) = self.retry {
+            let _ = write!(out, ", retry {retry} ms");
+        }
+        out
+    }
+
+    /// Every case with one piece fewer (or one optional field fewer).
+    fn smaller(&self) -> Vec<Case> {
+        let mut out = Vec::new();
+        let drop_one = |pieces: &Vec<&'static str>| -> Vec<Vec<&'static str>> {
+            (0..pieces.len())
+                .map(|i| {
+                    let mut fewer = pieces.clone();
+                    fewer.remove(i);
+                    fewer
+                })
+                .collect()
+        };
+        for data in drop_one(&self.data) {
+            out.push(Case {
+                data,
+                ..self.clone()
+            });
+        }
+        if let Some(comment) = &self.comment {
+            out.push(Case {
+                comment: None,
+                ..self.clone()
+            });
+            for comment in drop_one(comment) {
+                out.push(Case {
+                    comment: Some(comment),
+                    ..self.clone()
+                });
+            }
+        }
+        if let Some(name) = &self.name {
+            out.push(Case {
+                name: None,
+                ..self.clone()
+            });
+            for name in drop_one(name) {
+                out.push(Case {
+                    name: Some(name),
+                    ..self.clone()
+                });
+            }
+        }
+        if let Some(id) = &self.id {
+            out.push(Case {
+                id: None,
+                ..self.clone()
+            });
+            for id in drop_one(id) {
+                out.push(Case {
+                    id: Some(id),
+                    ..self.clone()
+                });
+            }
+        }
+        if self.retry.is_some() {
+            out.push(Case {
+                retry: None,
+                ..self.clone()
+            });
+        }
+        out
+    }
+}
+
+/// What the event-stream format makes of line breaks: CRLF, LF and a lone
+/// CR each become LF.
+fn normalised(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Builds the event and checks it; `Err` says what went wrong.
+fn check(case: &Case) -> Result<(), String> {
+    let data = case.data.concat();
+    let name = case.name.as_ref().map(|p| p.concat());
+    let id = case.id.as_ref().map(|p| p.concat());
+    let mut event = Event::new(data.clone());
+    if let Some(comment) = &case.comment {
+        event = event.with_comment(comment.concat());
+    }
+    if let Some(retry) = case.retry {
+        event = event.with_retry(Duration::from_millis(retry));
+    }
+    if let Some(name) = &name {
+        let refuse = name.contains(['\r', '\n']);
+        match (event.with_event(name.as_str()), refuse) {
+            (Ok(_), true) => return Err("an event name with a line break was accepted".into()),
+            (Err(Error::InvalidField { field: "event", .. }), true) => return Ok(()),
+            (Err(e), _) => return Err(format!("event name refused wrongly: {e:?}")),
+            (Ok(named), false) => event = named,
+        }
+    }
+    if let Some(id) = &id {
+        let refuse = id.contains(['\r', '\n', '\0']);
+        match (event.with_id(id.as_str()), refuse) {
+            (Ok(_), true) => {
+                return Err("an id with a line break or NUL was accepted".into());
+            }
+            (Err(Error::InvalidField { field: "id", .. }), true) => return Ok(()),
+            (Err(e), _) => return Err(format!("id refused wrongly: {e:?}")),
+            (Ok(with_id), false) => event = with_id,
+        }
+    }
+
+    let bytes = event.to_bytes();
+    let expected = ParsedEvent {
+        event_type: match name.as_deref() {
+            None | Some("") => "message".to_owned(),
+            Some(name) => name.to_owned(),
+        },
+        data: normalised(&data),
+        last_event_id: id.clone().unwrap_or_default(),
+        retry: case.retry,
+    };
+    let show = || format!("bytes {:?}", String::from_utf8_lossy(&bytes));
+
+    // The whole event at once: exactly one event, nothing left over.
+    let mut parser = EventParser::new();
+    let events = parser.feed(&bytes);
+    if events != [expected.clone()] {
+        return Err(format!(
+            "parsed {events:?}, expected [{expected:?}]; {}",
+            show()
+        ));
+    }
+    if parser.has_pending() {
+        return Err(format!("the parser holds a partial event; {}", show()));
+    }
+    let comment_lines = case
+        .comment
+        .as_ref()
+        .map_or(0, |c| normalised(&c.concat()).split('\n').count());
+    if parser.comments() != comment_lines {
+        return Err(format!(
+            "{} comment lines, expected {comment_lines}; {}",
+            parser.comments(),
+            show()
+        ));
+    }
+    // Every line is a field or a comment, LF-terminated, and the event
+    // ends with exactly one blank line.
+    if !bytes.ends_with(b"\n\n") || bytes.ends_with(b"\n\n\n") || bytes.contains(&b'\r') {
+        return Err(format!("badly terminated or a CR on the wire; {}", show()));
+    }
+    // Byte by byte (every split point of an incremental parser), and the
+    // event twice in a row: two events, the same twice.
+    let mut parser = EventParser::new();
+    let mut events = Vec::new();
+    for &b in bytes.iter().chain(bytes.iter()) {
+        events.extend(parser.feed(&[b]));
+    }
+    if events != [expected.clone(), expected.clone()] {
+        return Err(format!(
+            "byte by byte, twice: parsed {events:?}; {}",
+            show()
+        ));
+    }
+    Ok(())
+}
+
+/// Removes pieces while the case still fails; returns the smallest.
+fn shrink(mut case: Case) -> (Case, String) {
+    let mut failure = check(&case).expect_err("shrinking a case that fails");
+    'outer: loop {
+        for smaller in case.smaller() {
+            if let Err(e) = check(&smaller) {
+                case = smaller;
+                failure = e;
+                continue 'outer;
+            }
+        }
+        return (case, failure);
+    }
+}
+
+#[test]
+fn every_event_is_refused_or_parses_back_to_exactly_itself() {
+    let mut rng = Rng(0x5eed_0001);
+    let mut refused = 0;
+    for n in 0..CASES {
+        let case = Case::generate(&mut rng);
+        if check(&case).is_err() {
+            let (small, failure) = shrink(case.clone());
+            panic!(
+                "case {n} fails: {failure}\n  minimal input: {}\n  original input: {}",
+                small.describe(),
+                case.describe()
+            );
+        }
+        let name_bad = case
+            .name
+            .as_ref()
+            .is_some_and(|p| p.concat().contains(['\r', '\n']));
+        let id_bad = case
+            .id
+            .as_ref()
+            .is_some_and(|p| p.concat().contains(['\r', '\n', '\0']));
+        refused += usize::from(name_bad || id_bad);
+    }
+    // The generator reaches both sides.
+    assert!(
+        refused > CASES / 20 && refused < CASES / 2,
+        "{refused} of {CASES} refused"
+    );
+}
+
+#[test]
+fn notify_data_parses_back_to_exactly_itself() {
+    // `Hub::notify` encodes data-only events on its own path.
+    let hub = Hub::builder()
+        .history(0, 0, None)
+        .client_buffer(1 << 12)
+        .build()
+        .expect("build the hub");
+    let subscription = hub.subscribe().expect("subscribe");
+    let mut rng = Rng(0x5eed_0002);
+    let cases: Vec<String> = (0..2_000).map(|_| rng.pieces(12).concat()).collect();
+    for (n, data) in cases.iter().enumerate() {
+        hub.notify(data).expect("notify");
+        let mut bytes = Vec::new();
+        let mut parser = EventParser::new();
+        let mut events = Vec::new();
+        // A frame holds whole events; a batch may hold several.
+        while events.is_empty() {
+            let frame = subscription
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the hub is open")
+                .expect("a frame within 5 s");
+            bytes.extend_from_slice(frame.as_bytes());
+            events.extend(parser.feed(frame.as_bytes()));
+        }
+        assert_eq!(
+            events,
+            [ParsedEvent::message(&normalised(data))],
+            "case {n}: notify({data:?}) sent {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(!parser.has_pending(), "case {n}: notify({data:?})");
+    }
+    hub.shutdown().expect("shutdown");
+}
