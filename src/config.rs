@@ -101,8 +101,10 @@ impl HubBuilder {
     /// A frame holds every event that was waiting for the hub when it got to
     /// work (up to about 64 KiB, and for one route: all clients, one topic or
     /// one client), so a burst takes a few slots, while events published one
-    /// at a time take one slot each. Each slot costs 16 bytes per client,
-    /// allocated when the client connects. Values below 1 are raised to 1.
+    /// at a time take one slot each. Each queue has one slot more, kept for
+    /// the gap event that tells a client it missed events. Each slot costs
+    /// 16 bytes per client, allocated when the client connects. Values below
+    /// 1 are raised to 1.
     ///
     /// Defaults to 128.
     pub fn client_buffer(mut self, frames: usize) -> Self {
@@ -132,15 +134,20 @@ impl HubBuilder {
     }
 
     /// A client that takes no bytes for this long is cut off, and its writer
-    /// thread ends. This covers a client that stops reading and one that
-    /// vanished without closing (a dead network path): both leave a write
-    /// that cannot complete. Applies to connections accepted by
+    /// thread ends (the disconnect hook says [`TimedOut`]). The clock starts
+    /// when the client stops taking bytes and the socket's buffers are full.
+    /// A client that vanished without closing (a dead network path) while
+    /// little was sent to it is cut off by the kernel, after twice this plus
+    /// a second (`TCP_USER_TIMEOUT`). Applies to connections accepted by
     /// [`Server`](crate::Server), whose sockets get a send timeout and
-    /// `TCP_USER_TIMEOUT` to match; a connection from a `tiny_http` server of
-    /// the caller's has no socket timeout, so there a stalled write waits for
-    /// the kernel. Values below 1 ms are raised to 1 ms.
+    /// `TCP_USER_TIMEOUT` from its listening socket; a connection from a
+    /// `tiny_http` server of the caller's has no socket timeout, so there a
+    /// stalled write waits for the kernel. Values below 1 ms are raised to
+    /// 1 ms.
     ///
     /// Defaults to 30 seconds.
+    ///
+    /// [`TimedOut`]: crate::DisconnectReason::TimedOut
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout.max(Duration::from_millis(1));
         self

@@ -45,6 +45,8 @@ struct Client {
     queue: Sender<Frame>,
     counters: Arc<ClientCounters>,
     topics: Vec<Box<str>>,
+    /// Events missed since the client was last told (`SlowClient::DropNewest`).
+    untold: u64,
 }
 
 pub(crate) struct HubThread {
@@ -164,6 +166,7 @@ impl HubThread {
             queue,
             counters,
             topics,
+            untold: 0,
         });
         self.shared
             .counters
@@ -293,15 +296,34 @@ impl HubThread {
         let mut dropped = 0u64;
         let mut gone = Vec::new();
         let policy = self.shared.config.slow_client;
-        for client in &self.clients {
+        let gap_event = self.shared.config.gap_event.as_deref();
+        let buffer = self.shared.config.client_buffer;
+        for client in &mut self.clients {
             if !route.reaches(client.id, &client.topics) {
                 continue;
             }
-            match client.queue.try_send(frame.clone()) {
+            // A client that missed events learns it where the hole is: a gap
+            // event goes just before the next frame it gets, in the slot
+            // each queue has beyond `client_buffer` for it. Only this thread
+            // sends, so a frame that fits now still fits after the gap event.
+            let fits = client.queue.len() < buffer;
+            if fits && client.untold > 0 {
+                let _ = client
+                    .queue
+                    .try_send(missed_frame(gap_event, client.untold));
+                client.untold = 0;
+            }
+            let sent = if fits {
+                client.queue.try_send(frame.clone())
+            } else {
+                Err(TrySendError::Full(frame.clone()))
+            };
+            match sent {
                 Ok(()) => queued += events,
                 Err(TrySendError::Full(_)) => {
                     client.counters.dropped.fetch_add(events, Ordering::Relaxed);
                     dropped += events;
+                    client.untold += events;
                     if policy == SlowClient::Disconnect {
                         client.counters.evicted.store(true, Ordering::Relaxed);
                         self.shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
@@ -321,6 +343,13 @@ impl HubThread {
             self.forget(&gone);
         }
     }
+}
+
+/// The gap event telling a client it missed `events` events.
+fn missed_frame(gap_event: Option<&str>, events: u64) -> Frame {
+    let mut bytes = Vec::new();
+    crate::event::encode_gap(&mut bytes, gap_event, None, &format!("missed {events}"));
+    Frame::new(bytes, 0)
 }
 
 /// One frame holding `frames` back to back.

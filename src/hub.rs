@@ -591,7 +591,9 @@ impl Shared {
         self: &Arc<Self>,
         options: SubscribeOptions,
     ) -> Result<Subscription, Error> {
-        let (queue, receiver) = crossbeam_channel::bounded(self.config.client_buffer);
+        // One slot more than `client_buffer`, kept for the gap event that
+        // tells a client it missed events.
+        let (queue, receiver) = crossbeam_channel::bounded(self.config.client_buffer + 1);
         let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
         let id = options
             .id
@@ -634,13 +636,16 @@ impl Shared {
             && let Some(stream) = lock(&self.streams).get_mut(&remote)
         {
             stream.client = Some((id, Arc::clone(counters)));
+            // Requests that came with the GET were parked before the client
+            // was known; apply the limit to them now.
+            self.evict_if_piled_up(stream);
         }
     }
 
     /// Answers `request` with `503` and counts it; gives back `error`.
     pub(crate) fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
-        crate::server::respond_with_cors(self, request, crate::server::unavailable());
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        crate::server::respond_with_cors(self, request, crate::server::unavailable());
         error
     }
 
@@ -664,6 +669,13 @@ impl Shared {
             "a client sent a request behind its event stream; it waits for the stream to end"
         );
         stream.parked.push(request);
+        self.evict_if_piled_up(stream);
+        None
+    }
+
+    /// Ends a stream whose client sent more than `MAX_PARKED` requests
+    /// behind it.
+    fn evict_if_piled_up(&self, stream: &OpenStream) {
         if stream.parked.len() > MAX_PARKED
             && let Some((id, counters)) = &stream.client
             && !counters.evicted.swap(true, Ordering::Relaxed)
@@ -671,7 +683,6 @@ impl Shared {
             self.counters.evicted.fetch_add(1, Ordering::Relaxed);
             let _ = self.remove_tx.send((*id, None));
         }
-        None
     }
 }
 

@@ -29,6 +29,9 @@ const KICK_BURST: usize = 4;
 const KICK_WHILE: Duration = Duration::from_secs(3);
 const KICK_IDLE: Duration = Duration::from_secs(1);
 
+/// How often the acceptor checks that `tiny_http`'s accept thread is alive.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
 /// Backlog of the listening socket.
 const BACKLOG: i32 = 1024;
 
@@ -119,7 +122,7 @@ impl ServerBuilder {
         let write_timeout = self.hub.inner.shared.write_timeout();
         let listener = listen(addr, write_timeout).map_err(Error::Bind)?;
         let local_addr = listener.local_addr().map_err(Error::Bind)?;
-        let http = tiny_http_server(&listener).map_err(Error::Bind)?;
+        let (http, watch) = tiny_http_server(&listener).map_err(Error::Bind)?;
         let current = Arc::new(Mutex::new(Arc::new(http)));
         let stop = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
@@ -128,6 +131,7 @@ impl ServerBuilder {
             path: self.path,
             fallback: self.fallback,
             listener,
+            watch,
             current: Arc::clone(&current),
             stop: Arc::clone(&stop),
             stop_rx,
@@ -266,21 +270,24 @@ struct AcceptLoop {
     path: String,
     fallback: Option<Fallback>,
     listener: TcpListener,
+    watch: AcceptWatch,
     current: Arc<Mutex<Arc<tiny_http::Server>>>,
     stop: Arc<AtomicBool>,
     stop_rx: Receiver<()>,
 }
 
 impl AcceptLoop {
-    fn run(self) {
-        let mut retry = ACCEPT_RETRY_FIRST;
+    fn run(mut self) {
         let mut last_kick = Instant::now();
+        let mut last_watch = Instant::now();
         let mut last_request = Instant::now();
+        // Servers whose accept thread died: the connections they accepted
+        // before still send their requests through them.
+        let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
         loop {
             let http = Arc::clone(&lock(&self.current));
             match http.recv_timeout(KICK_EVERY) {
                 Ok(Some(request)) => {
-                    retry = ACCEPT_RETRY_FIRST;
                     last_request = Instant::now();
                     if self.stopping() {
                         respond_unavailable(request);
@@ -296,16 +303,31 @@ impl AcceptLoop {
                     }
                     // tiny_http's accept thread has ended on an accept()
                     // error (EMFILE, ENFILE, ENOBUFS, ...) and accepts no
-                    // more. Wait, then start a new one on the same socket.
-                    log::warn!("accepting connections failed ({e}); trying again in {retry:?}");
-                    if !self.wait(retry) {
+                    // more: start a new one on the same socket.
+                    log::warn!(
+                        "accepting connections failed ({e}); trying again in {ACCEPT_RETRY_FIRST:?}"
+                    );
+                    if !self.restart(&mut retired) {
                         break;
                     }
-                    retry = (retry * 2).min(ACCEPT_RETRY_MAX);
-                    match tiny_http_server(&self.listener) {
-                        Ok(fresh) => *lock(&self.current) = Arc::new(fresh),
-                        Err(e) => log::warn!("restarting the acceptor failed: {e}"),
+                }
+            }
+            if last_watch.elapsed() >= WATCH_EVERY {
+                last_watch = Instant::now();
+                if !self.watch.alive() {
+                    log::warn!(
+                        "tiny_http's accept thread has died (it panics when an accepted \
+                         socket cannot be duplicated, e.g. out of descriptors); restarting it"
+                    );
+                    if !self.restart(&mut retired) {
+                        break;
                     }
+                }
+            }
+            for old in &retired {
+                while let Ok(Some(request)) = old.try_recv() {
+                    last_request = Instant::now();
+                    self.route(request);
                 }
             }
             let since_kick = last_kick.elapsed();
@@ -322,9 +344,37 @@ impl AcceptLoop {
             }
         }
         // Requests that arrived with the stop: tell them to come back later.
-        let http = Arc::clone(&lock(&self.current));
-        while let Ok(Some(request)) = http.try_recv() {
-            respond_unavailable(request);
+        retired.push(Arc::clone(&lock(&self.current)));
+        for http in &retired {
+            while let Ok(Some(request)) = http.try_recv() {
+                respond_unavailable(request);
+            }
+        }
+    }
+
+    /// Starts a new `tiny_http` acceptor on the listening socket, waiting
+    /// between tries (10 ms, doubling up to 1 s) for as long as it fails (a
+    /// new acceptor needs a file descriptor of its own). False when the
+    /// server stops first.
+    fn restart(&mut self, retired: &mut Vec<Arc<tiny_http::Server>>) -> bool {
+        let mut retry = ACCEPT_RETRY_FIRST;
+        loop {
+            if !self.wait(retry) {
+                return false;
+            }
+            match tiny_http_server(&self.listener) {
+                Ok((fresh, watch)) => {
+                    self.watch = watch;
+                    let old = std::mem::replace(&mut *lock(&self.current), Arc::new(fresh));
+                    retired.push(old);
+                    log::warn!("the acceptor is running again");
+                    return true;
+                }
+                Err(e) => {
+                    retry = (retry * 2).min(ACCEPT_RETRY_MAX);
+                    log::warn!("restarting the acceptor failed ({e}); trying again in {retry:?}");
+                }
+            }
         }
     }
 
@@ -514,19 +564,68 @@ fn listen(addr: SocketAddr, write_timeout: Duration) -> std::io::Result<TcpListe
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_write_timeout(Some(SEND_TICK.min(write_timeout)))?;
-    // A second past the write timeout: a client that stops reading is then
-    // cut off by the writer's own clock (and reported as timed out) before
-    // the kernel gives up on the connection. The kernel's timeout is for a
-    // peer that vanished while the little data sent to it (keep-alives)
-    // never filled the socket's buffer.
+    // Twice the write timeout and a second: a client that stops reading is
+    // then cut off by the writer's own clock, which starts once the socket's
+    // buffers are full (and reported as timed out), before the kernel gives
+    // up on the connection (tiny_http's reading thread would take that error
+    // and the writer would only see a broken pipe). The kernel's timeout is
+    // for a peer that vanished while the little sent to it (keep-alives)
+    // never filled the buffers.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.set_tcp_user_timeout(Some(write_timeout + Duration::from_secs(1)))?;
+    socket.set_tcp_user_timeout(Some(write_timeout * 2 + Duration::from_secs(1)))?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 
-fn tiny_http_server(listener: &TcpListener) -> std::io::Result<tiny_http::Server> {
+fn tiny_http_server(listener: &TcpListener) -> std::io::Result<(tiny_http::Server, AcceptWatch)> {
     let listener = listener.try_clone()?;
-    tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)
+    let watch = AcceptWatch::new(&listener);
+    let server = tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)?;
+    Ok((server, watch))
+}
+
+/// Tells whether `tiny_http`'s accept thread is still running.
+///
+/// That thread owns the copy of the listening socket it was given, and
+/// drops it when it ends, whether on an `accept()` error (which `recv`
+/// reports) or by a panic (which nothing reports: `tiny_http` 0.12 unwraps
+/// the `dup` of each accepted socket, which fails when descriptors run
+/// out). While the thread runs, the copy's descriptor names the listening
+/// socket; `/proc/self/fd` shows when it no longer does.
+struct AcceptWatch {
+    path: Option<String>,
+    target: Option<std::path::PathBuf>,
+}
+
+impl AcceptWatch {
+    fn new(copy: &TcpListener) -> AcceptWatch {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+            let target = std::fs::read_link(&path).ok();
+            AcceptWatch {
+                path: Some(path),
+                target,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = copy;
+            AcceptWatch {
+                path: None,
+                target: None,
+            }
+        }
+    }
+
+    /// False once the thread is known to have ended. Where `/proc` cannot
+    /// tell, it always says true.
+    fn alive(&self) -> bool {
+        match (&self.path, &self.target) {
+            (Some(path), Some(target)) => std::fs::read_link(path).ok().as_ref() == Some(target),
+            _ => true,
+        }
+    }
 }

@@ -10,7 +10,6 @@ use crossbeam_channel::RecvTimeoutError;
 use std::sync::Arc;
 
 use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
-use crate::event::encode_gap;
 use crate::hub::Shared;
 use crate::server::respond_with_cors;
 use crate::{
@@ -102,7 +101,6 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         writer: request.into_writer(),
         subscription,
         out: Vec::with_capacity(256),
-        reported_missed: 0,
     };
     log::debug!("client {id} connected from {remote:?}");
     let ending = stream.run(&head);
@@ -207,8 +205,6 @@ struct Stream {
     subscription: Subscription,
     chunked: bool,
     out: Vec<u8>,
-    /// Missed events already told to the client.
-    reported_missed: u64,
 }
 
 impl Stream {
@@ -230,7 +226,6 @@ impl Stream {
             let mut events = 0;
             match first {
                 Ok(frame) => {
-                    self.report_missed();
                     events += self.append(&frame);
                     while self.out.len() < WRITE_BYTES {
                         match self.subscription.receiver().try_recv() {
@@ -263,18 +258,6 @@ impl Stream {
         self.out.clear();
         if self.chunked {
             self.out.resize(CHUNK_HEAD, 0);
-        }
-    }
-
-    /// Tells the client how many events it missed since the last time, if
-    /// any, with a gap event (see `HubBuilder::gap_event`).
-    fn report_missed(&mut self) {
-        let missed = self.subscription.missed();
-        if missed > self.reported_missed {
-            let data = format!("missed {}", missed - self.reported_missed);
-            let name = self.subscription.shared().config.gap_event.as_deref();
-            encode_gap(&mut self.out, name, None, &data);
-            self.reported_missed = missed;
         }
     }
 

@@ -157,7 +157,9 @@ impl Subscription {
     }
 
     /// How many events this subscription missed because its queue was full.
-    /// A consumer that sees this number grow knows it has a gap.
+    /// The queue also tells: the next frame after a hole is preceded by a
+    /// gap frame (no events; `event: sse-gap`, `data: missed <n>` with the
+    /// default [`gap_event`](crate::HubBuilder::gap_event)).
     pub fn missed(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)
     }

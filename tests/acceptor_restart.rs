@@ -382,27 +382,16 @@ fn acceptor_recovers_when_descriptors_stay_exhausted() {
 }
 
 #[test]
-#[ignore = "BUG: when a retry cannot start a new acceptor (server.rs AcceptLoop::run: \
-            `tiny_http_server` fails, e.g. EMFILE cloning the listener), the loop keeps \
-            polling the dead tiny_http server, which never reports again: no further retry, \
-            and the server never accepts another connection"]
 fn acceptor_retries_when_a_restart_fails() {
     run("child_restart_fails_once");
 }
 
 #[test]
-#[ignore = "BUG (tiny_http 0.12 refined_tcp_stream.rs:18, reachable through Server): when \
-            accept() takes the last descriptor, cloning the accepted socket fails and the \
-            unwrap panics tiny_http's accept thread; no error reaches AcceptLoop, which never \
-            restarts it: the server never accepts again"]
 fn the_server_survives_running_out_of_descriptors_mid_accept() {
     run("child_clone_fails_after_accept");
 }
 
 #[test]
-#[ignore = "BUG: after the acceptor restarts, requests on connections accepted by the old \
-            tiny_http server go to that server's queue, which nobody reads (server.rs \
-            AcceptLoop::run replaces `current`): the client waits forever"]
 fn a_connection_from_before_the_restart_is_still_answered() {
     run("child_connection_across_a_restart");
 }

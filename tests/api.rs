@@ -192,8 +192,15 @@ fn a_full_subscription_misses_events_and_the_miss_is_counted() {
         .expect("the kept frame");
     assert_eq!(frame.as_bytes(), b"data: kept\n\n");
     assert!(subscription.try_recv().expect("open").is_none());
-    // With room again, events arrive again.
+    // With room again, events arrive again, after a gap event telling how
+    // many were missed.
     hub.notify("again").expect("notify");
+    let gap = subscription
+        .recv_timeout(WAIT)
+        .expect("open")
+        .expect("the gap frame");
+    assert_eq!(gap.as_bytes(), b"event: sse-gap\ndata: missed 3\n\n");
+    assert_eq!(gap.events(), 0);
     let frame = subscription
         .recv_timeout(WAIT)
         .expect("open")

@@ -601,10 +601,6 @@ fn a_client_that_pipelines_more_than_8_requests_behind_its_stream_has_it_ended()
 }
 
 #[test]
-#[ignore = "BUG: requests pipelined in the same packet as the GET are parked before the stream \
-            is registered (hub.rs park_if_pipelined: the eviction needs `stream.client`, set \
-            later by stream_registered, and is only checked when a request is parked), so any \
-            number of them is kept and the stream is never ended"]
 fn more_than_8_requests_sent_together_with_the_get_end_the_stream() {
     let _serial = serial();
     let (hub, _server, addr) = start(plain());

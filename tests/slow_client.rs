@@ -197,7 +197,16 @@ fn drop_newest_run() -> DropRun {
     let after: Vec<usize> = (published..published + 3).collect();
     for &seq in &after {
         hub.notify(small(seq)).expect("notify");
-        stalled_events.push(stalled.expect_event(WAIT, &format!("event {seq} after resuming")));
+        // The gap event comes just before the first event after the hole,
+        // which may be this one.
+        loop {
+            let event = stalled.expect_event(WAIT, &format!("event {seq} after resuming"));
+            let done = event.event_type == "message" && seq_of(&event) == seq;
+            stalled_events.push(event);
+            if done {
+                break;
+            }
+        }
     }
     reader.wait_for(published + 3);
     let (reader_events, _) = reader.thread.join().expect("the reader panicked");
@@ -272,9 +281,6 @@ fn drop_newest_a_stalled_client_misses_events_and_is_told_with_a_gap_event() {
 }
 
 #[test]
-#[ignore = "BUG: the sse-gap event is written ahead of the events that were already queued \
-            before the hole (stream.rs report_missed runs at the next frame taken from the \
-            queue), so a client learns of the gap up to client_buffer events too early"]
 fn drop_newest_the_gap_event_stands_where_the_hole_is() {
     let run = drop_newest_run();
     let events = &run.stalled_events;

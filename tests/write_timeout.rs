@@ -160,7 +160,7 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
         .keep_alive(None)
         .client_buffer(64)
         .on_disconnect(move |d| {
-            let _ = gone_tx.send((d.id, d.reason.clone()));
+            let _ = gone_tx.send((d.id, d.reason.clone(), d.dropped));
         })
         .build()
         .expect("build the hub");
@@ -325,7 +325,7 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
         hub.stats()
     );
     // Why it left is the subject of the next test; here only who.
-    let (id, reason) = gone_rx.recv_timeout(WAIT).expect("on_disconnect");
+    let (id, reason, stalled_dropped) = gone_rx.recv_timeout(WAIT).expect("on_disconnect");
     assert_eq!(id, stalled_id, "{reason:?}");
     drop(stalled);
 
@@ -363,7 +363,13 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     for &id in &reader_ids {
         assert!(hub.client_stats(id).is_none());
     }
-    assert_eq!(hub.stats().dropped, 0, "no reader missed an event");
+    // The stalled client may have missed events before it was cut off;
+    // every miss is its own.
+    assert_eq!(
+        hub.stats().dropped,
+        stalled_dropped,
+        "no reader missed an event"
+    );
 
     let base_p95 = percentile(&mut baseline, 0.95);
     let stalled_p95 = percentile(&mut with_stalled, 0.95);
@@ -382,9 +388,6 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
 }
 
 #[test]
-#[ignore = "BUG: a client cut off by the write timeout is reported to on_disconnect as \
-            DisconnectReason::Closed (the connection's TCP_USER_TIMEOUT abort reaches the \
-            writer as a broken pipe), not TimedOut"]
 fn the_disconnect_hook_says_timed_out_for_a_client_that_never_reads() {
     let _serial = serial();
     support::init_logging();
