@@ -6,8 +6,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sse_server::{ClientId, Decision, Event, Hub, Server, SubscribeOptions, Subscription};
-use support::{Client, EventParser, ParsedEvent, read_events, wait_until};
+use sse_server::{ClientId, Decision, Event, Hub, Server, SubscribeOptions};
+use support::{Client, EventParser, read_events, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -38,19 +38,7 @@ fn parts(id: &str) -> (u128, u64) {
     (started, n)
 }
 
-/// Reads events from a subscription until `n` have been parsed.
-fn sub_events(sub: &Subscription, parser: &mut EventParser, n: usize) -> Vec<ParsedEvent> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let frame = sub
-            .recv_timeout(WAIT)
-            .expect("the hub is running")
-            .unwrap_or_else(|| panic!("only {} of {n} events came", out.len()));
-        out.extend(parser.feed(frame.as_bytes()));
-    }
-    assert_eq!(out.len(), n, "no more events than expected");
-    out
-}
+use support::sub_events;
 
 #[test]
 fn automatic_ids_are_the_hub_start_in_hex_and_a_counter_across_every_route() {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel;
-use sse_server::{Decision, Error, Event, Hub, Server, SubscribeOptions, Subscription};
+use sse_server::{Decision, Error, Event, Hub, Server, SubscribeOptions};
 use support::{Client, EventParser, ParsedEvent, ms, read_events, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -59,27 +59,13 @@ fn resume(addr: std::net::SocketAddr, last_id: &str) -> Client {
     connect(addr, "/events", &[("Last-Event-ID", last_id)])
 }
 
-fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
-}
+use support::datas;
 
 fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| i.to_string()).collect()
 }
 
-/// Reads events from a subscription until `n` have been parsed.
-fn sub_events(sub: &Subscription, parser: &mut EventParser, n: usize) -> Vec<ParsedEvent> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let frame = sub
-            .recv_timeout(WAIT)
-            .expect("the hub is running")
-            .unwrap_or_else(|| panic!("only {} of {n} events came", out.len()));
-        out.extend(parser.feed(frame.as_bytes()));
-    }
-    assert_eq!(out.len(), n, "no more events than expected");
-    out
-}
+use support::sub_events;
 
 /// Asserts that a stream's next event is the live `marker` (nothing was
 /// replayed before it and no gap was reported).

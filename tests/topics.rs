@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{Decision, Event, Hub, MAX_TOPICS, Server, SubscribeOptions, Subscription};
-use support::{Client, EventParser, ParsedEvent, read_events};
+use support::{Client, EventParser, read_events};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -20,23 +20,9 @@ fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
     client
 }
 
-fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
-}
+use support::datas;
 
-/// Reads events from a subscription until `n` have been parsed.
-fn sub_events(sub: &Subscription, parser: &mut EventParser, n: usize) -> Vec<ParsedEvent> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let frame = sub
-            .recv_timeout(WAIT)
-            .expect("the hub is running")
-            .unwrap_or_else(|| panic!("only {} of {n} events came", out.len()));
-        out.extend(parser.feed(frame.as_bytes()));
-    }
-    assert_eq!(out.len(), n, "no more events than expected");
-    out
-}
+use support::sub_events;
 
 #[test]
 fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {

@@ -1314,3 +1314,25 @@ pub fn run_child_test(test: &str, nofile: Option<u32>, timeout: Duration) -> Chi
         stderr: err_reader.join().expect("the stderr reader panicked"),
     }
 }
+
+/// Reads events from a subscription until `n` have been parsed.
+pub fn sub_events(
+    sub: &sse_server::Subscription,
+    parser: &mut EventParser,
+    n: usize,
+) -> Vec<ParsedEvent> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let frame = sub
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hub is running")
+            .unwrap_or_else(|| panic!("only {} of {n} events came", out.len()));
+        out.extend(parser.feed(frame.as_bytes()));
+    }
+    assert_eq!(out.len(), n, "no more events than expected");
+    out
+}
+
+pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
+    events.iter().map(|e| e.data.clone()).collect()
+}
