@@ -75,8 +75,13 @@ impl fmt::Display for ClientId {
 ///     .unwrap()?;
 /// hub.publish(&Event::new("done").with_event("status")?)?;
 ///
-/// let first = subscription.recv()?;
-/// assert_eq!(first.as_bytes(), b"data: from another thread\n\n");
+/// // Events that wait for the hub together travel in one frame.
+/// let expected = b"data: from another thread\n\nevent: status\ndata: done\n\n";
+/// let mut received = Vec::new();
+/// while received.len() < expected.len() {
+///     received.extend_from_slice(subscription.recv()?.as_bytes());
+/// }
+/// assert_eq!(received, expected);
 /// hub.shutdown()?;
 /// assert!(hub.notify("too late").is_err());
 /// # Ok::<(), sse_server::Error>(())
