@@ -37,6 +37,19 @@
 //!    and sends it with one write, so a client that fell behind catches up in
 //!    few system calls, and a lone event leaves at once.
 //!
+//! # Beyond broadcast
+//!
+//! * Replay: the hub keeps the last events ([`HubBuilder::history`]) and
+//!   gives every event without an id one of its own; a client that
+//!   reconnects with `Last-Event-ID` gets exactly what it missed, then the
+//!   live events, or an `sse-gap` event when the history cannot tell.
+//! * Topics ([`Hub::publish_to`], `?topic=` on the stream's URL) and single
+//!   clients ([`Hub::send_to`]).
+//! * Hooks to accept, reject or route clients ([`HubBuilder::on_connect`],
+//!   [`Decision`]) and to learn why they left ([`HubBuilder::on_disconnect`]).
+//! * A `retry:` line with per-client jitter ([`HubBuilder::retry`]), CORS
+//!   ([`Cors`]), and `Event::json` with the `json` feature.
+//!
 //! # Embedding in your own `tiny_http` server
 //!
 //! A program that already runs a `tiny_http` server hands event-stream
