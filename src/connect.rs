@@ -37,10 +37,7 @@ impl ConnectRequest<'_> {
 
     /// The query string (after `?`), empty when there is none.
     pub fn query(&self) -> &str {
-        self.request
-            .url()
-            .split_once('?')
-            .map_or("", |(_, query)| query)
+        query_of(self.request)
     }
 
     /// Every value of the query parameter `name`, percent-decoded (`+` is a
@@ -51,11 +48,7 @@ impl ConnectRequest<'_> {
 
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.request
-            .headers()
-            .iter()
-            .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_str())
+        header_of(self.request, name)
     }
 
     /// The client's address, when the connection has one.
@@ -198,16 +191,28 @@ pub struct Disconnect {
 pub(crate) type ConnectHook = Arc<dyn Fn(&ConnectRequest<'_>) -> Decision + Send + Sync>;
 pub(crate) type DisconnectHook = Arc<dyn Fn(&Disconnect) + Send + Sync>;
 
-pub(crate) fn last_event_id(request: &tiny_http::Request) -> Option<String> {
-    let header = request
+/// The query string of a request (after `?`), empty when there is none.
+pub(crate) fn query_of(request: &tiny_http::Request) -> &str {
+    request.url().split_once('?').map_or("", |(_, query)| query)
+}
+
+/// The value of a request's first header called `name` (case-insensitive).
+pub(crate) fn header_of<'a>(request: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
+    request
         .headers()
         .iter()
-        .find(|header| header.field.equiv("Last-Event-ID"))
-        .map(|header| header.value.as_str().to_owned());
-    let id = header.or_else(|| {
-        let query = request.url().split_once('?').map_or("", |(_, query)| query);
-        query_values(query, "lastEventId").into_iter().next()
-    });
+        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}
+
+pub(crate) fn last_event_id(request: &tiny_http::Request) -> Option<String> {
+    let id = header_of(request, "Last-Event-ID")
+        .map(str::to_owned)
+        .or_else(|| {
+            query_values(query_of(request), "lastEventId")
+                .into_iter()
+                .next()
+        });
     // Browsers send no header rather than an empty one: empty means none.
     id.filter(|id| !id.is_empty())
 }

@@ -481,23 +481,25 @@ pub(crate) fn answer_non_stream(shared: &Shared, request: Request) -> Option<Req
             .with_header(header("Allow", "GET, HEAD, OPTIONS"))
             .boxed(),
     };
-    for (name, value) in cors_headers {
+    add_headers(&mut response, cors_headers);
+    let _ = request.respond(response);
+    None
+}
+
+/// Adds `headers` to `response`, leaving out any that is not a valid header
+/// (the CORS values come from the settings, which keep only visible ASCII).
+fn add_headers(response: &mut ResponseBox, headers: Vec<(&str, String)>) {
+    for (name, value) in headers {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(header);
         }
     }
-    let _ = request.respond(response);
-    None
 }
 
 /// Answers `request` with `response` plus the CORS headers its origin
 /// earns, so that a browser on an allowed origin can read the status.
 pub(crate) fn respond_with_cors(shared: &Shared, request: Request, mut response: ResponseBox) {
-    for (name, value) in cors_headers(shared, &request) {
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
+    add_headers(&mut response, cors_headers(shared, &request));
     let _ = request.respond(response);
 }
 
@@ -532,11 +534,7 @@ pub(crate) fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static 
 }
 
 fn origin(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.equiv("Origin"))
-        .map(|header| header.value.as_str())
+    crate::connect::header_of(request, "Origin")
 }
 
 /// Answers `503 Service Unavailable`, asking the client to come back in a

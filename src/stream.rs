@@ -66,7 +66,7 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         }
         Outcome::Accept { topics, id } => (topics, id),
     };
-    let topics = topics.unwrap_or_else(|| connect::query_values(query(&request), "topic"));
+    let topics = topics.unwrap_or_else(|| ConnectRequest { request: &request }.topics());
     if topics.len() > MAX_TOPICS {
         log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
         let body = format!("at most {MAX_TOPICS} topics\n");
@@ -138,10 +138,6 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&disconnect);
     }
-}
-
-fn query(request: &tiny_http::Request) -> &str {
-    request.url().split_once('?').map_or("", |(_, query)| query)
 }
 
 /// The response head, and the stream's first bytes: the `retry:` line.
