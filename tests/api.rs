@@ -230,16 +230,7 @@ fn after_shutdown_everything_is_closed_and_queued_events_still_arrive() {
         Err(Error::Closed)
     ));
 
-    assert!(matches!(hub.notify("late"), Err(Error::Closed)));
-    assert!(matches!(
-        hub.publish(&Event::new("late")),
-        Err(Error::Closed)
-    ));
-    assert!(matches!(hub.subscribe(), Err(Error::Closed)));
-    assert!(matches!(
-        Server::bind("127.0.0.1:0", &hub),
-        Err(Error::Closed)
-    ));
+    support::assert_refuses_everything(&hub);
     assert_eq!(hub.stats().published, 3);
     assert_eq!(hub.stats().clients, 0);
     assert!(hub.shutdown().is_ok(), "a second shutdown is fine");

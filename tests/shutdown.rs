@@ -157,16 +157,7 @@ fn shutdown_with_clients_and_events_flowing() {
 
     // The hub refuses everything now.
     assert!(hub.is_closed());
-    assert!(matches!(hub.notify("late"), Err(Error::Closed)));
-    assert!(matches!(
-        hub.publish(&Event::new("late")),
-        Err(Error::Closed)
-    ));
-    assert!(matches!(hub.subscribe(), Err(Error::Closed)));
-    assert!(matches!(
-        Server::bind("127.0.0.1:0", &hub),
-        Err(Error::Closed)
-    ));
+    support::assert_refuses_everything(&hub);
     assert!(hub.shutdown().is_ok(), "a second shutdown returns at once");
     assert!(
         Client::connect(addr, "/events", "1.1", &[]).is_err(),

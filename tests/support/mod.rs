@@ -1336,3 +1336,18 @@ pub fn sub_events(
 pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
     events.iter().map(|e| e.data.clone()).collect()
 }
+
+/// After shutdown, publishing, subscribing and serving all say `Closed`.
+pub fn assert_refuses_everything(hub: &sse_server::Hub) {
+    use sse_server::{Error, Event, Server};
+    assert!(matches!(hub.notify("late"), Err(Error::Closed)));
+    assert!(matches!(
+        hub.publish(&Event::new("late")),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(hub.subscribe(), Err(Error::Closed)));
+    assert!(matches!(
+        Server::bind("127.0.0.1:0", hub),
+        Err(Error::Closed)
+    ));
+}
