@@ -280,7 +280,10 @@ impl AcceptLoop {
     fn run(mut self) {
         let mut last_kick = Instant::now();
         let mut last_watch = Instant::now();
-        let mut last_request = Instant::now();
+        // No request yet: nothing for the pool to have mixed up, so no
+        // kicks until the first one (they would only take descriptors and
+        // wake-ups from a server that has just started).
+        let mut last_request: Option<Instant> = None;
         // Servers whose accept thread died: the connections they accepted
         // before still send their requests through them.
         let mut retired: Vec<Arc<tiny_http::Server>> = Vec::new();
@@ -288,7 +291,7 @@ impl AcceptLoop {
             let http = Arc::clone(&lock(&self.current));
             match http.recv_timeout(KICK_EVERY) {
                 Ok(Some(request)) => {
-                    last_request = Instant::now();
+                    last_request = Some(Instant::now());
                     if self.stopping() {
                         respond_unavailable(request);
                         break;
@@ -326,12 +329,13 @@ impl AcceptLoop {
             }
             for old in &retired {
                 while let Ok(Some(request)) = old.try_recv() {
-                    last_request = Instant::now();
+                    last_request = Some(Instant::now());
                     self.route(request);
                 }
             }
             let since_kick = last_kick.elapsed();
-            let kicks = if last_request.elapsed() < KICK_WHILE && since_kick >= KICK_EVERY {
+            let recent = last_request.is_some_and(|at| at.elapsed() < KICK_WHILE);
+            let kicks = if recent && since_kick >= KICK_EVERY {
                 KICK_BURST
             } else if since_kick >= KICK_IDLE && self.hub.stats().streams > 0 {
                 1

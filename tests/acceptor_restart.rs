@@ -167,8 +167,9 @@ enum OnFailure {
 
 /// A hub and a server started with no descriptor to spare: the server
 /// takes the last ones (its listening socket and the clone `tiny_http`
-/// gets). The acceptor's wake-up connections (`AcceptLoop::kick`) then
-/// cannot open a socket, so they cannot race the test for descriptors.
+/// gets). The acceptor's wake-up connections (`AcceptLoop::kick`) start
+/// only after a first request, so until then nothing but the test takes
+/// the descriptors it frees.
 fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
     install_logger();
     match on_failure {
@@ -310,6 +311,11 @@ fn child_connection_across_a_restart() {
     free(3);
     let mut old = raw_connect(addr);
     FREE_ON_FAILURE.store(true, Ordering::Release);
+    assert!(
+        !logged(ACCEPT_FAILED),
+        "accept() failed before the test made it fail: something else took one of the \
+         three descriptors meant for the old connection"
+    );
     // accept() takes connections in order: the old one first.
     let pending = make_accept_fail(addr);
     assert_serves(&hub, addr, "after the restart");
