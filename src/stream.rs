@@ -293,47 +293,68 @@ impl Stream {
     /// nothing for the write timeout, or at once gives up while the hub is
     /// shutting down.
     fn send_raw(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let mut stalled = None;
+        let mut stall = Stall::new();
         while !bytes.is_empty() {
             match self.writer.write(bytes) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     bytes = &bytes[n..];
-                    stalled = None;
+                    stall = Stall::new();
                 }
-                Err(e) => self.retry_or_fail(e, &mut stalled)?,
+                Err(e) => self.retry_or_fail(e, &mut stall)?,
             }
         }
         loop {
             match self.writer.flush() {
                 Ok(()) => return Ok(()),
-                Err(e) => self.retry_or_fail(e, &mut stalled)?,
+                Err(e) => self.retry_or_fail(e, &mut stall)?,
             }
         }
     }
 
-    fn retry_or_fail(&self, e: io::Error, stalled: &mut Option<Instant>) -> io::Result<()> {
+    fn retry_or_fail(&self, e: io::Error, stall: &mut Stall) -> io::Result<()> {
         let write_timeout = self.subscription.shared().write_timeout();
         match e.kind() {
             ErrorKind::Interrupted => Ok(()),
-            // The socket's send timeout ticked: no progress for a while.
+            // The socket's send timeout ticked: no progress since `stall.since`.
             ErrorKind::WouldBlock => {
-                let since = *stalled.get_or_insert_with(Instant::now);
+                stall.blocked = true;
                 let shared = self.subscription.shared();
-                if shared.closing.load(Ordering::Acquire) || since.elapsed() >= write_timeout {
+                if shared.closing.load(Ordering::Acquire) || stall.since.elapsed() >= write_timeout
+                {
                     Err(ErrorKind::TimedOut.into())
                 } else {
                     Ok(())
                 }
             }
-            // The connection died while the client had long taken nothing
-            // (the kernel's TCP_USER_TIMEOUT, or tiny_http's thread giving
-            // up on it, can beat the writer's own clock by a little): the
-            // client stopped reading, so that is what to report.
-            _ if stalled.is_some_and(|since| since.elapsed() >= write_timeout / 2) => {
+            // The connection died while the client had long taken nothing:
+            // the kernel's TCP_USER_TIMEOUT, which counts from when the
+            // client's window closed and so can beat the writer's clock
+            // (which counts from when the socket's send buffer filled),
+            // aborted it, and tiny_http's reading thread took the ETIMEDOUT,
+            // leaving this write an EPIPE. The client stopped reading, so
+            // that is what to report.
+            _ if stall.blocked && stall.since.elapsed() >= write_timeout / 2 => {
                 Err(ErrorKind::TimedOut.into())
             }
             _ => Err(e),
+        }
+    }
+}
+
+/// How long a write has made no progress.
+struct Stall {
+    /// The last progress, or the start of the write.
+    since: Instant,
+    /// Whether the socket's send timeout has fired since then.
+    blocked: bool,
+}
+
+impl Stall {
+    fn new() -> Stall {
+        Stall {
+            since: Instant::now(),
+            blocked: false,
         }
     }
 }
