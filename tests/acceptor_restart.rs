@@ -13,6 +13,14 @@
 //! the order of events certain); the server starts with no descriptor to
 //! spare, and one connection then makes `accept()` fail.
 //!
+//! Linux reserves the descriptor of the connection to come when `accept()`
+//! starts: a thread waiting in `accept()` holds one, and with none free
+//! `accept()` fails at once, whether a connection is waiting or not. So the
+//! server is started with descriptors to spare, its accept thread is seen
+//! waiting (in `/proc`), and only then are the rest used up; a connection
+//! then takes two (the client's socket, and `tiny_http`'s duplicate of the
+//! accepted one) before the next `accept()` finds none.
+//!
 //! Scenarios: the descriptors come back at once (the first retry starts a
 //! new acceptor); they stay used up across several retries; and three that
 //! show bugs (ignored): a retry that cannot clone the listening socket is
@@ -41,6 +49,9 @@ const EMFILE: i32 = 24;
 const ACCEPT_FAILED: &str = "accepting connections failed";
 /// The warning it logs when it cannot start a new acceptor.
 const RESTART_FAILED: &str = "restarting the acceptor failed";
+/// The warning it logs when tiny_http's accept thread panicked (an
+/// accepted socket could not be duplicated).
+const ACCEPT_DIED: &str = "accept thread has died";
 
 // ---------------------------------------------------------------------------
 // The child's side: a logger that records, and descriptors held in a static
@@ -49,6 +60,9 @@ const RESTART_FAILED: &str = "restarting the acceptor failed";
 
 static LOG: Mutex<Vec<(log::Level, String, String)>> = Mutex::new(Vec::new());
 static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+/// Set (with `HELD` locked) once the acceptor has reported a failure.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
 /// When set, the logger frees the held descriptors as the acceptor reports
 /// the failed `accept()`: before its first retry, so the retry finds
 /// descriptors.
@@ -96,10 +110,16 @@ impl log::Log for Recorder {
         if record.level() <= log::Level::Warn {
             eprintln!("[{} {}] {message}", record.level(), record.target());
         }
-        if message.contains(ACCEPT_FAILED) {
+        if message.contains(ACCEPT_FAILED) || message.contains(ACCEPT_DIED) {
+            // Under the lock, so that `leave_free` sees either both or
+            // neither.
+            let mut held = lock(&HELD);
+            FAILED.store(true, Ordering::Release);
             if FREE_ON_FAILURE.load(Ordering::Acquire) {
-                lock(&HELD).clear();
+                held.clear();
             }
+        }
+        if message.contains(ACCEPT_FAILED) {
             if STEAL_ON_FAILURE.swap(false, Ordering::AcqRel) {
                 steal_a_descriptor();
             }
@@ -132,7 +152,10 @@ fn install_logger() {
 
 /// Opens `/dev/null` until the process is out of descriptors.
 fn fill() {
-    let mut held = lock(&HELD);
+    open_until_emfile(&mut lock(&HELD));
+}
+
+fn open_until_emfile(held: &mut Vec<File>) {
     loop {
         match File::open("/dev/null") {
             Ok(file) => held.push(file),
@@ -141,6 +164,36 @@ fn fill() {
         }
         assert!(held.len() < 10 * NOFILE as usize, "no descriptor limit?");
     }
+}
+
+/// Uses up the descriptors and frees `n`, unless the acceptor has already
+/// reported a failure (when the logger may have freed them all on purpose).
+fn leave_free(n: usize) {
+    let mut held = lock(&HELD);
+    if FAILED.load(Ordering::Acquire) {
+        return;
+    }
+    open_until_emfile(&mut held);
+    for _ in 0..n {
+        held.pop();
+    }
+}
+
+/// Whether a thread of this process waits in `accept()` (`tiny_http`'s
+/// accept thread, holding the descriptor of the next connection).
+fn waiting_in_accept() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let wchan = std::fs::read_to_string(task.path().join("wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        // Where the kernel hides wchan, the syscall number (x86-64's
+        // accept and accept4).
+        wchan.contains("accept")
+            || (cfg!(target_arch = "x86_64")
+                && matches!(syscall.split_whitespace().next(), Some("43" | "288")))
+    })
 }
 
 /// Frees `n` held descriptors.
@@ -165,11 +218,8 @@ enum OnFailure {
     Nothing,
 }
 
-/// A hub and a server started with no descriptor to spare: the server
-/// takes the last ones (its listening socket and the clone `tiny_http`
-/// gets). The acceptor's wake-up connections (`AcceptLoop::kick`) start
-/// only after a first request, so until then nothing but the test takes
-/// the descriptors it frees.
+/// A hub and a server with no descriptor to spare: its accept thread waits
+/// in `accept()`, holding the one it needs for the next connection.
 fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
     install_logger();
     match on_failure {
@@ -179,17 +229,14 @@ fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
         OnFailure::Nothing => {}
     }
     let hub = support::plain_hub().build().expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    assert!(
+        wait_until(WAIT, waiting_in_accept),
+        "tiny_http's accept thread never waited in accept()"
+    );
+    // No request yet, so the acceptor makes no wake-up connections
+    // (`AcceptLoop::kick`): nothing but the test takes descriptors.
     fill();
-    let server = (0..8)
-        .find_map(|_| {
-            free(1);
-            match Server::bind("127.0.0.1:0", &hub) {
-                Ok(server) => Some(server),
-                Err(sse_server::Error::Bind(e)) if e.raw_os_error() == Some(EMFILE) => None,
-                Err(e) => panic!("bind: {e}"),
-            }
-        })
-        .expect("bind with a few descriptors");
     eprintln!("holding {} descriptors", lock(&HELD).len());
     let addr = server.local_addr();
     (hub, server, addr)
@@ -205,16 +252,19 @@ fn assert_serves(hub: &Hub, addr: SocketAddr, what: &str) {
     assert_eq!(client.expect_event(WAIT, what).data, data);
 }
 
-/// With no descriptor to spare: frees one and connects with it, so that
-/// the server's `accept()` finds none, until the acceptor's warning is
-/// logged. Returns the connection(s) made.
+/// Uses up the descriptors, frees two and connects with one, so that the
+/// server accepts the connection, duplicates it with the other, and its
+/// next `accept()` finds none, until the acceptor's warning is logged.
+/// (Using them up each time makes this robust against descriptors that
+/// come free meanwhile, e.g. when a wake-up connection of the acceptor's
+/// closes.) Returns the connection(s) made.
 fn make_accept_fail(addr: SocketAddr) -> Vec<TcpStream> {
     let mut connections = Vec::new();
     let failed = wait_until(WAIT, || {
         if logged(ACCEPT_FAILED) {
             return true;
         }
-        free(1);
+        leave_free(2);
         match TcpStream::connect(addr) {
             Ok(stream) => connections.push(stream),
             // Something else took the descriptor first; free another.
@@ -305,42 +355,73 @@ fn child_restart_fails_once() {
 #[test]
 #[ignore = "a child process of a_connection_from_before_the_restart_is_still_answered"]
 fn child_connection_across_a_restart() {
-    let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
-    // A connection the first acceptor takes (our socket, the server's and
-    // its clone: three descriptors); no request on it yet.
-    free(3);
-    let mut old = raw_connect(addr);
+    install_logger();
     FREE_ON_FAILURE.store(true, Ordering::Release);
-    assert!(
-        !logged(ACCEPT_FAILED),
-        "accept() failed before the test made it fail: something else took one of the \
-         three descriptors meant for the old connection"
+    let hub = support::plain_hub().build().expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    // A keep-alive connection the first acceptor took and answered.
+    let mut old = raw_connect(addr);
+    assert_eq!(
+        options(&mut old).as_deref(),
+        Some("HTTP/1.1 204 No Content"),
+        "the first request"
     );
-    // accept() takes connections in order: the old one first.
-    let pending = make_accept_fail(addr);
+    // The first acceptor fails (the logger frees the descriptors when it
+    // reports it, whichever way it failed) and a new one takes over.
+    fill();
+    let pending = make_accept_fail_or_die(addr);
     assert_serves(&hub, addr, "after the restart");
 
-    // A request on the connection from before the restart.
-    old.write_all(b"OPTIONS /events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("send");
-    let reply = read_raw(&mut old, WAIT, |bytes| parse_response(bytes).is_some());
-    let answer = parse_response(&reply.bytes).map(|(r, _)| r.status_line);
+    // Another request on the connection from before the restart.
     assert_eq!(
-        answer.as_deref(),
+        options(&mut old).as_deref(),
         Some("HTTP/1.1 204 No Content"),
-        "a request on a connection accepted before the restart: {reply:?}"
+        "a request on a connection accepted before the restart"
     );
     drop(pending);
     server.shutdown().expect("shutdown");
+}
+
+/// Sends `OPTIONS /events` on `stream`; the status line of the answer.
+fn options(stream: &mut TcpStream) -> Option<String> {
+    stream
+        .write_all(b"OPTIONS /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let reply = read_raw(stream, WAIT, |bytes| parse_response(bytes).is_some());
+    parse_response(&reply.bytes).map(|(r, _)| r.status_line)
+}
+
+/// As `make_accept_fail`, but also content with tiny_http's accept thread
+/// dying on the duplicate of an accepted socket, which a wake-up connection
+/// of the acceptor's, taking a descriptor at the wrong moment, can cause
+/// instead. Either way the acceptor restarts.
+fn make_accept_fail_or_die(addr: SocketAddr) -> Vec<TcpStream> {
+    let mut connections = Vec::new();
+    let failed = wait_until(WAIT, || {
+        if logged(ACCEPT_FAILED) || logged(ACCEPT_DIED) {
+            return true;
+        }
+        leave_free(2);
+        if let Ok(stream) = TcpStream::connect(addr) {
+            connections.push(stream);
+        }
+        wait_until(Duration::from_millis(500), || {
+            logged(ACCEPT_FAILED) || logged(ACCEPT_DIED)
+        })
+    });
+    assert!(failed, "the acceptor never failed");
+    connections
 }
 
 #[test]
 #[ignore = "a child process of the_server_survives_running_out_of_descriptors_mid_accept"]
 fn child_clone_fails_after_accept() {
     let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
-    // Two descriptors: one for our socket, one for the server's accept();
-    // none for the clone tiny_http makes of every accepted socket.
-    free(2);
+    // One descriptor, for our socket; the server's accept() has its own,
+    // and none is left for the clone tiny_http makes of every accepted
+    // socket.
+    free(1);
     let panicked = std::sync::Arc::new(AtomicBool::new(false));
     let flag = std::sync::Arc::clone(&panicked);
     let default_hook = std::panic::take_hook();
