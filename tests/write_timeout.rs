@@ -407,8 +407,14 @@ fn the_disconnect_hook_says_timed_out_for_a_client_that_never_reads() {
         .expect("send the request");
     assert!(wait_until(WAIT, || hub.stats().clients == 1));
     let id = hub.clients()[0].id;
-    // Events of 64 KiB until the writer gives up (a few MB fill the
-    // buffers); paced so that the queue does not overflow first.
+    // Events of 64 KiB until the writer gives up. A few MB fill the
+    // buffers; they must fill fast, because the writer's clock starts only
+    // then, while the kernel's TCP_USER_TIMEOUT (2 s here) counts from when
+    // the client's window closed, after the first few events: a slow fill
+    // lets the kernel cut the connection first, and the writer then sees a
+    // broken pipe. 4 events per 10 ms fill them in a fraction of a second
+    // even on a loaded machine; the queue may overflow (the client misses
+    // events, which changes nothing here).
     let deadline = Instant::now() + WAIT;
     let mut seq = 0;
     let reason = loop {
@@ -420,8 +426,10 @@ fn the_disconnect_hook_says_timed_out_for_a_client_that_never_reads() {
             Instant::now() < deadline,
             "the stalled client is still connected"
         );
-        hub.notify(fixed_payload(seq, PAYLOAD)).expect("notify");
-        seq += 1;
+        for _ in 0..4 {
+            hub.notify(fixed_payload(seq, PAYLOAD)).expect("notify");
+            seq += 1;
+        }
         // Pacing, not synchronisation.
         thread::sleep(ms(10));
     };
