@@ -138,7 +138,11 @@ impl HubBuilder {
     /// when the client stops taking bytes and the socket's buffers are full.
     /// A client that vanished without closing (a dead network path) while
     /// little was sent to it is cut off by the kernel, after twice this plus
-    /// a second (`TCP_USER_TIMEOUT`). Applies to connections accepted by
+    /// a second (`TCP_USER_TIMEOUT`, which on Linux also counts while a
+    /// client's receive window stays closed). When events come so slowly
+    /// that the buffers (up to a few MB) take longer than that to fill, the
+    /// kernel's cut comes first; the writer then sees only a broken pipe,
+    /// and the hook says [`Closed`]. Applies to connections accepted by
     /// [`Server`](crate::Server), whose sockets get a send timeout and
     /// `TCP_USER_TIMEOUT` from its listening socket; a connection from a
     /// `tiny_http` server of the caller's has no socket timeout, so there a
@@ -148,6 +152,7 @@ impl HubBuilder {
     /// Defaults to 30 seconds.
     ///
     /// [`TimedOut`]: crate::DisconnectReason::TimedOut
+    /// [`Closed`]: crate::DisconnectReason::Closed
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout.max(Duration::from_millis(1));
         self

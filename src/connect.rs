@@ -158,7 +158,9 @@ impl Decision {
 #[non_exhaustive]
 pub enum DisconnectReason {
     /// The client closed the connection (seen as a reset or broken pipe on
-    /// the next write).
+    /// the next write). Also what a client that stopped reading is reported
+    /// as when the kernel cut it off before the write timeout ran out (see
+    /// [`HubBuilder::write_timeout`](crate::HubBuilder::write_timeout)).
     Closed,
     /// Writing to the client failed for another reason.
     WriteError(std::io::ErrorKind),
