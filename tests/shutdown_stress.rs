@@ -12,16 +12,11 @@ mod support;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, Server};
-use support::{
-    Client, End, FixedEventReader, fixed_payload, raw_connect, thread_names, threads_named,
-    wait_until,
-};
+use support::{Client, End, fixed_payload, raw_connect, thread_names, threads_named, wait_until};
 
 const READERS: usize = 160;
 const STALLED: usize = 20;
@@ -48,21 +43,7 @@ fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
     let addr = server.local_addr();
 
     // The readers; one in four on HTTP/1.0.
-    let mut progress = Vec::new();
-    let readers: Vec<_> = (0..READERS)
-        .map(|i| {
-            let version = if i % 4 == 3 { "1.0" } else { "1.1" };
-            let mut reader = FixedEventReader::connect(addr, version, PAYLOAD)
-                .unwrap_or_else(|e| panic!("connect reader {i}: {e}"));
-            assert_eq!(reader.status, 200, "reader {i}");
-            let counter = Arc::new(AtomicUsize::new(0));
-            progress.push(Arc::clone(&counter));
-            thread::spawn(move || {
-                let end = reader.read_to_end(WAIT, &counter);
-                (version, end, reader.events(), reader.partial_bytes())
-            })
-        })
-        .collect();
+    let (progress, readers) = support::spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
     let reader_ids: Vec<ClientId> = hub.clients().into_iter().map(|c| c.id).collect();
     assert_eq!(reader_ids.len(), READERS);
 
@@ -146,7 +127,8 @@ fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
     assert!(left.is_empty(), "threads left after shutdown: {left:?}");
 
     for (i, reader) in readers.into_iter().enumerate() {
-        let (version, end, events, partial) = reader.join().expect("a reader panicked");
+        let (version, end, reader) = reader.join().expect("a reader panicked");
+        let (events, partial) = (reader.events(), reader.partial_bytes());
         let clean = if version == "1.1" {
             End::FinalChunk
         } else {

@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, DisconnectReason, Server};
-use support::{End, FixedEventReader, fixed_payload, ms, threads_named_exactly, wait_until};
+use support::{End, fixed_payload, ms, threads_named_exactly, wait_until};
 
 const READERS: usize = 100;
 const PAYLOAD: usize = 64 * 1024;
@@ -168,21 +168,7 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let addr = server.local_addr();
 
     // The readers, each on a thread of its own; one in four on HTTP/1.0.
-    let mut progress = Vec::new();
-    let readers: Vec<_> = (0..READERS)
-        .map(|i| {
-            let version = if i % 4 == 3 { "1.0" } else { "1.1" };
-            let mut reader = FixedEventReader::connect(addr, version, PAYLOAD)
-                .unwrap_or_else(|e| panic!("connect reader {i}: {e}"));
-            assert_eq!(reader.status, 200);
-            let counter = Arc::new(AtomicUsize::new(0));
-            progress.push(Arc::clone(&counter));
-            thread::spawn(move || {
-                let end = reader.read_to_end(WAIT, &counter);
-                (version, end, reader.arrivals)
-            })
-        })
-        .collect();
+    let (progress, readers) = support::spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
     assert_eq!(hub.stats().streams, READERS);
     let reader_ids: Vec<ClientId> = hub.clients().into_iter().map(|c| c.id).collect();
     let mut publisher = Publisher {
@@ -339,7 +325,8 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let mut baseline = Vec::new();
     let mut with_stalled = Vec::new();
     for (i, reader) in readers.into_iter().enumerate() {
-        let (version, end, arrivals) = reader.join().expect("a reader panicked");
+        let (version, end, reader) = reader.join().expect("a reader panicked");
+        let arrivals = reader.arrivals;
         assert_eq!(
             arrivals.len(),
             published,

@@ -1012,6 +1012,40 @@ pub fn fixed_payload(seq: usize, len: usize) -> String {
     data
 }
 
+/// A thread reading a stream of fixed-size events to its end: gives back
+/// the reader's HTTP version, how the stream ended, and the reader.
+pub type FixedReaderThread = std::thread::JoinHandle<(&'static str, Option<End>, FixedEventReader)>;
+
+/// `n` readers of `payload`-byte fixed events at `addr`'s `/events`, one
+/// in four on HTTP/1.0, each reading to the end (or `idle` without a byte)
+/// on a thread of its own. Gives their progress counters (events read so
+/// far) and their threads.
+pub fn spawn_fixed_readers(
+    addr: SocketAddr,
+    n: usize,
+    payload: usize,
+    idle: Duration,
+) -> (
+    Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    Vec<FixedReaderThread>,
+) {
+    (0..n)
+        .map(|i| {
+            let version = if i % 4 == 3 { "1.0" } else { "1.1" };
+            let mut reader = FixedEventReader::connect(addr, version, payload)
+                .unwrap_or_else(|e| panic!("connect reader {i}: {e}"));
+            assert_eq!(reader.status, 200, "reader {i}");
+            let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let progress = std::sync::Arc::clone(&counter);
+            let thread = std::thread::spawn(move || {
+                let end = reader.read_to_end(idle, &progress);
+                (version, end, reader)
+            });
+            (counter, thread)
+        })
+        .unzip()
+}
+
 /// Reads an event stream made only of `data: <fixed_payload(seq)>\n\n`
 /// events, numbered from 0, without parsing it byte by byte (the WHATWG
 /// parser is too slow in debug builds for hundreds of MB): it decodes the
