@@ -22,11 +22,11 @@
 //! accepted one) before the next `accept()` finds none.
 //!
 //! Scenarios: the descriptors come back at once (the first retry starts a
-//! new acceptor); they stay used up across several retries; and three that
-//! show bugs (ignored): a retry that cannot clone the listening socket is
-//! the last one; a connection accepted before the restart is never
-//! answered again; and `accept()` taking the very last descriptor kills
-//! tiny_http's accept thread with a panic no one notices.
+//! new acceptor); they stay used up across several retries; a retry that
+//! cannot clone the listening socket is followed by another; a connection
+//! accepted before the restart is still answered; and `accept()` taking
+//! the very last descriptor, which kills tiny_http's accept thread with a
+//! panic, is noticed and the thread restarted.
 
 mod support;
 
