@@ -100,6 +100,7 @@ mod error;
 mod event;
 mod history;
 mod hub;
+mod release;
 mod server;
 mod stats;
 mod stream;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
 use crate::hub::Shared;
+use crate::release::{Released, release_reader};
 use crate::server::respond_with_cors;
 use crate::{
     ClientId, Decision, Disconnect, DisconnectReason, Error, Frame, SubscribeOptions, Subscription,
@@ -101,6 +102,8 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         writer: request.into_writer(),
         subscription,
         out: Vec::with_capacity(256),
+        remote,
+        released: None,
     };
     log::debug!("client {id} connected from {remote:?}");
     let ending = stream.run(&head);
@@ -131,9 +134,12 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
     let Stream {
         writer,
         subscription,
+        released,
         ..
     } = stream;
     drop(writer);
+    // Only now is the stream's descriptor closed: its number may be reused.
+    drop(released);
     subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&disconnect);
@@ -201,6 +207,9 @@ struct Stream {
     subscription: Subscription,
     chunked: bool,
     out: Vec<u8>,
+    remote: Option<std::net::SocketAddr>,
+    /// Set once `tiny_http`'s reading thread has been let go.
+    released: Option<Released>,
 }
 
 impl Stream {
@@ -208,6 +217,10 @@ impl Stream {
         if let Err(e) = self.send_raw(head) {
             return ending_of(&e);
         }
+        // The head is out: tiny_http has read the request and what came
+        // with it, and the connection's reading thread has nothing more to
+        // do for the stream.
+        self.released = self.remote.and_then(release_reader);
         let keep_alive = self.subscription.shared().config.keep_alive;
         loop {
             let first = match keep_alive {

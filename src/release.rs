@@ -1,0 +1,293 @@
+//! Letting go of the reading side of a connection that carries an event
+//! stream.
+//!
+//! `tiny_http` 0.12 keeps, for every open connection, one pool thread blocked
+//! reading the connection's next request, and a duplicate of its socket for
+//! that thread. Behind an event stream no next request is answered before the
+//! stream ends, so for a server of streams that is half its threads and half
+//! its descriptors spent waiting. `tiny_http` gives no handle on the socket to
+//! stop it. On Linux (5.6 and later) a process may copy one of its own
+//! descriptors by number (`pidfd_getfd`), so the writer looks for its
+//! connection among the process's descriptors, by the client's address and
+//! port, and shuts down the socket's reading side. `tiny_http`'s thread then
+//! reads end-of-file, closes its descriptor and goes back to its pool.
+//!
+//! The search is bounded and best-effort: when it cannot run (an older
+//! kernel, a seccomp filter that refuses `pidfd_getfd`, another system) or
+//! does not find the socket, the stream works as before, with two threads and
+//! two descriptors.
+
+/// What [`release_reader`] leaves behind: while it lives, the descriptor
+/// numbers of the stream's socket are known, and later searches skip them.
+/// Drop it after the stream's writer is dropped.
+#[derive(Debug)]
+pub(crate) struct Released {
+    #[cfg(target_os = "linux")]
+    token: u64,
+    /// The numbers of the stream's descriptors when it was released.
+    #[cfg(target_os = "linux")]
+    numbers: Vec<i32>,
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn release_reader(_peer: std::net::SocketAddr) -> Option<Released> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::release_reader;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::HashMap;
+    use std::net::{Shutdown, SocketAddr};
+    use std::os::fd::OwnedFd;
+    use std::sync::Mutex;
+
+    use rustix::io::Errno;
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    use socket2::Socket;
+
+    use super::Released;
+    use crate::hub::lock;
+
+    /// A full look gives up after this many descriptors copied and looked at
+    /// (the process's other descriptors: files, listeners, connections not
+    /// yet streaming). Descriptors of released streams are skipped without a
+    /// copy.
+    const MAX_PROBES: usize = 1 << 16;
+
+    /// A search ends after this many unused numbers in a row past the
+    /// highest number known to be in use.
+    const GAP: usize = 64;
+
+    struct Registry {
+        /// Our own process, for `pidfd_getfd`, while a release runs (not
+        /// kept in between: it would be one more descriptor for good).
+        pidfd: Option<OwnedFd>,
+        /// False once `pidfd_open` or `pidfd_getfd` proved unavailable.
+        available: bool,
+        /// Descriptor numbers of the sockets of released streams.
+        owned: HashMap<i32, Owner>,
+        /// What the last full look saw: the numbers of each peer's
+        /// connected sockets (not those of released streams).
+        seen: HashMap<SocketAddr, Vec<i32>>,
+        next_token: u64,
+    }
+
+    struct Owner {
+        token: u64,
+        peer: SocketAddr,
+        /// The number of the stream's other descriptor, if it was found.
+        sibling: Option<i32>,
+        /// Known to be the stream's last descriptor (the other one, which
+        /// `tiny_http`'s reading thread closes, has been seen gone), so a
+        /// search skips it without looking. Until then a search looks: the
+        /// number may have been closed and reused.
+        settled: bool,
+    }
+
+    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+    /// What a look at one descriptor number found.
+    enum Probe {
+        /// No descriptor by that number.
+        Free,
+        /// A socket connected to this peer (`None`: not a connected socket,
+        /// or not a socket).
+        Open(Option<SocketAddr>),
+        /// The search cannot go on (no descriptor free for the copy, ...).
+        Stop,
+        /// `pidfd_getfd` is refused here; never try again.
+        Unavailable,
+    }
+
+    impl Registry {
+        fn probe(&self, number: i32) -> Probe {
+            let Some(pidfd) = &self.pidfd else {
+                return Probe::Unavailable;
+            };
+            match pidfd_getfd(pidfd, number, PidfdGetfdFlags::empty()) {
+                Ok(copy) => Probe::Open(
+                    Socket::from(copy)
+                        .peer_addr()
+                        .ok()
+                        .and_then(|a| a.as_socket()),
+                ),
+                Err(Errno::BADF) => Probe::Free,
+                Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS) => Probe::Unavailable,
+                Err(_) => Probe::Stop,
+            }
+        }
+
+        /// Forgets `number` as one of a stream's descriptors; the stream's
+        /// other number, if known, is then its last one.
+        fn forget(&mut self, number: i32) {
+            if let Some(gone) = self.owned.remove(&number)
+                && let Some(sibling) = gone.sibling
+                && let Some(owner) = self.owned.get_mut(&sibling)
+                && owner.token == gone.token
+            {
+                owner.settled = true;
+            }
+        }
+
+        /// The numbers of the descriptors of the socket connected to `peer`
+        /// (`tiny_http` holds two), from what the last full look saw when
+        /// that is still right, or else from a new one.
+        fn find(&mut self, peer: SocketAddr) -> Result<Vec<i32>, Probe> {
+            if let Some(numbers) = self.seen.remove(&peer) {
+                let mut found = Vec::new();
+                for number in numbers {
+                    if self.owned.contains_key(&number) {
+                        continue;
+                    }
+                    match self.probe(number) {
+                        Probe::Open(Some(addr)) if addr == peer => found.push(number),
+                        Probe::Free | Probe::Open(_) => {}
+                        stop => return Err(stop),
+                    }
+                }
+                if !found.is_empty() {
+                    return Ok(found);
+                }
+            }
+            self.look_at_all()?;
+            Ok(self.seen.remove(&peer).unwrap_or_default())
+        }
+
+        /// Looks at every descriptor number in use but those known to be a
+        /// released stream's: notes which peer each connected socket has
+        /// (in `seen`), and forgets numbers of released streams that have
+        /// been closed since.
+        fn look_at_all(&mut self) -> Result<(), Probe> {
+            self.seen.clear();
+            let mut probes = 0;
+            let mut free_run = 0;
+            let mut highest = self.owned.keys().copied().max().unwrap_or(0);
+            let mut number: i32 = 0;
+            while (number <= highest || free_run < GAP) && probes < MAX_PROBES {
+                let known = self
+                    .owned
+                    .get(&number)
+                    .map(|owner| (owner.settled, owner.peer));
+                if matches!(known, Some((true, _))) {
+                    free_run = 0;
+                    number += 1;
+                    continue;
+                }
+                probes += 1;
+                match self.probe(number) {
+                    Probe::Free => {
+                        free_run += 1;
+                        if known.is_some() {
+                            self.forget(number);
+                        }
+                    }
+                    Probe::Open(addr) => {
+                        free_run = 0;
+                        highest = highest.max(number);
+                        if let Some((_, owner_peer)) = known
+                            && addr != Some(owner_peer)
+                        {
+                            self.forget(number);
+                        }
+                        if let Some(addr) = addr
+                            && !self.owned.contains_key(&number)
+                        {
+                            self.seen.entry(addr).or_default().push(number);
+                        }
+                    }
+                    stop @ (Probe::Stop | Probe::Unavailable) => return Err(stop),
+                }
+                number = number.saturating_add(1);
+            }
+            Ok(())
+        }
+    }
+
+    /// Shuts down the reading side of the socket connected to `peer`, so
+    /// that `tiny_http`'s thread for that connection lets go of it. `None`
+    /// when it could not: see the module's docs.
+    pub(crate) fn release_reader(peer: SocketAddr) -> Option<Released> {
+        let mut guard = lock(&REGISTRY);
+        let registry = guard.get_or_insert_with(|| Registry {
+            pidfd: None,
+            available: true,
+            owned: HashMap::new(),
+            seen: HashMap::new(),
+            next_token: 0,
+        });
+        if !registry.available {
+            return None;
+        }
+        match pidfd_open(getpid(), PidfdFlags::empty()) {
+            Ok(pidfd) => registry.pidfd = Some(pidfd),
+            Err(e) => {
+                log::debug!("pidfd_open: {e}; streams keep tiny_http's reader");
+                registry.available = false;
+                return None;
+            }
+        }
+        let released = registry.release(peer);
+        registry.pidfd = None;
+        released
+    }
+
+    impl Registry {
+        /// Finds the socket connected to `peer` and shuts down its reading
+        /// side; `self.pidfd` is open.
+        fn release(&mut self, peer: SocketAddr) -> Option<Released> {
+            let found = match self.find(peer) {
+                Ok(found) => found,
+                Err(Probe::Unavailable) => {
+                    log::debug!("pidfd_getfd is not available; streams keep tiny_http's reader");
+                    self.available = false;
+                    return None;
+                }
+                Err(_) => return None,
+            };
+            let &first = found.first()?;
+            // Copy it once more and look again: the number must still be this
+            // connection's socket when it is shut down.
+            let pidfd = self.pidfd.as_ref()?;
+            let socket = Socket::from(pidfd_getfd(pidfd, first, PidfdGetfdFlags::empty()).ok()?);
+            if socket.peer_addr().ok().and_then(|a| a.as_socket()) != Some(peer) {
+                return None;
+            }
+            socket.shutdown(Shutdown::Read).ok()?;
+            drop(socket);
+            let token = self.next_token;
+            self.next_token += 1;
+            for &number in &found {
+                let owner = Owner {
+                    token,
+                    peer,
+                    sibling: found.iter().copied().find(|&other| other != number),
+                    settled: false,
+                };
+                self.owned.insert(number, owner);
+            }
+            Some(Released {
+                token,
+                numbers: found,
+            })
+        }
+    }
+
+    impl Drop for Released {
+        fn drop(&mut self) {
+            if let Some(registry) = lock(&REGISTRY).as_mut() {
+                for number in &self.numbers {
+                    if registry
+                        .owned
+                        .get(number)
+                        .is_some_and(|owner| owner.token == self.token)
+                    {
+                        registry.owned.remove(number);
+                    }
+                }
+            }
+        }
+    }
+}
