@@ -174,15 +174,21 @@ impl HubBuilder {
     /// it, and it is counted in [`Stats::rejected`](crate::Stats::rejected).
     /// Subscriptions made with [`Hub::subscribe`] do not count.
     ///
-    /// Each stream takes two threads (its writer and the `tiny_http`
-    /// connection thread), so the operating system's limits cap it whatever
-    /// this says. Defaults to 10,000, or less where this machine's limits
-    /// would be reached first: keeping a quarter of each limit spare, each
-    /// client needs 2 file descriptors (`RLIMIT_NOFILE`) and 2 tasks
-    /// (`kernel.pid_max`, `kernel.threads-max`), and, with 4,096 mappings
-    /// spare, 9 memory mappings (`vm.max_map_count`; each thread maps its
-    /// stack and its signal stack, each with a guard page). With Linux's
-    /// default `vm.max_map_count` of 65530 that is about 6,800 clients.
+    /// Each stream takes a thread (its writer) and a file descriptor, and,
+    /// until its head is out, a second of each (`tiny_http`'s connection
+    /// thread and its copy of the socket). On Linux 5.6 and later the stream
+    /// then lets go of them (see the crate docs); elsewhere, or where a
+    /// seccomp filter refuses `pidfd_getfd`, it keeps them for its whole
+    /// life. The operating system's limits cap the number of streams
+    /// whatever this says. Defaults to 10,000, or less where this machine's
+    /// limits would be reached first: keeping a quarter of each limit spare,
+    /// each client needs 1 file descriptor (`RLIMIT_NOFILE`) and 1 task
+    /// (`kernel.pid_max`, `kernel.threads-max`) (2 of each without the
+    /// release), and, with 4,096 mappings spare, 5 memory mappings
+    /// (`vm.max_map_count`; a thread maps its stack and its signal stack,
+    /// each with a guard page) (9 without the release). With Linux's default
+    /// `vm.max_map_count` of 65530 that is 10,000 clients with the release,
+    /// about 6,800 without.
     pub fn max_clients(mut self, clients: usize) -> Self {
         self.max_clients = clients;
         self
@@ -327,17 +333,23 @@ fn default_max_clients() -> usize {
             .find(|line| line.starts_with("Max open files"))?;
         line.split_whitespace().nth(3)?.parse().ok()
     }
+    // Descriptors and tasks per stream, and memory mappings.
+    let (each, maps_each) = if crate::release::available() {
+        (1, 5)
+    } else {
+        (2, 9)
+    };
     let mut clients = 10_000;
     if let Some(files) = open_file_limit() {
-        clients = clients.min(files * 3 / 4 / 2);
+        clients = clients.min(files * 3 / 4 / each);
     }
     for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
         if let Some(tasks) = read_number(path) {
-            clients = clients.min(tasks * 3 / 4 / 2);
+            clients = clients.min(tasks * 3 / 4 / each);
         }
     }
     if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
-        clients = clients.min(maps.saturating_sub(4096) / 9);
+        clients = clients.min(maps.saturating_sub(4096) / maps_each);
     }
     clients.max(1)
 }

@@ -76,10 +76,18 @@
 //!
 //! # Limits
 //!
-//! * Threads: each stream uses its writer thread and the `tiny_http`
-//!   connection thread that read its request, so about two threads per
-//!   client. The operating system's thread and memory-map limits cap the
-//!   number of clients per process; when it refuses a thread the client gets
+//! * Threads and descriptors: a stream uses its writer thread and its socket.
+//!   `tiny_http` 0.12 keeps a thread blocked reading every open connection,
+//!   on a copy of the socket, and offers no way to stop it; on Linux 5.6 and
+//!   later, once a stream's head is out, its writer finds the socket among
+//!   the process's descriptors (`pidfd_getfd` on its own process) and shuts
+//!   down its reading side, so that thread and copy go back to `tiny_http`.
+//!   Elsewhere, or where a seccomp filter refuses `pidfd_getfd`, a stream
+//!   keeps two threads and two descriptors. A request the client sends on
+//!   the stream's connection once the stream runs is not read; requests sent
+//!   together with the `GET` wait for the stream's end. The operating
+//!   system's thread, descriptor and memory-map limits cap the number of
+//!   clients per process; when it refuses a thread the client gets
 //!   `503 Service Unavailable` with `Retry-After`.
 //! * A client whose queue is full misses events (see
 //!   [`HubBuilder::client_buffer`]).

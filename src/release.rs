@@ -29,13 +29,20 @@ pub(crate) struct Released {
     numbers: Vec<i32>,
 }
 
+/// Whether streams can let go of `tiny_http`'s reading side here (so each
+/// costs one thread and one descriptor instead of two).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn available() -> bool {
+    false
+}
+
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn release_reader(_peer: std::net::SocketAddr) -> Option<Released> {
     None
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::release_reader;
+pub(crate) use linux::{available, release_reader};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -209,6 +216,20 @@ mod linux {
     /// Shuts down the reading side of the socket connected to `peer`, so
     /// that `tiny_http`'s thread for that connection lets go of it. `None`
     /// when it could not: see the module's docs.
+    /// Whether streams can let go of `tiny_http`'s reading side here (so
+    /// each costs one thread and one descriptor instead of two).
+    pub(crate) fn available() -> bool {
+        let Ok(pidfd) = pidfd_open(getpid(), PidfdFlags::empty()) else {
+            return false;
+        };
+        // Any number will do: a copy, or "no such descriptor", shows that
+        // the call is allowed.
+        matches!(
+            pidfd_getfd(&pidfd, 0, PidfdGetfdFlags::empty()),
+            Ok(_) | Err(Errno::BADF)
+        )
+    }
+
     pub(crate) fn release_reader(peer: SocketAddr) -> Option<Released> {
         let mut guard = lock(&REGISTRY);
         let registry = guard.get_or_insert_with(|| Registry {
