@@ -137,9 +137,10 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         released,
         ..
     } = stream;
-    drop(writer);
-    // Only now is the stream's descriptor closed: its number may be reused.
+    // Forget the stream's descriptor numbers before the last one closes and
+    // may be reused: a number still known as a stream's is skipped unseen.
     drop(released);
+    drop(writer);
     subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&disconnect);
