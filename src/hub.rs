@@ -510,6 +510,11 @@ impl Hub {
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
+        // Let tiny_http's reading thread go now rather than from the writer
+        // thread, which may take a while to be scheduled in a connect burst:
+        // the sooner that thread is back in tiny_http's pool, the fewer new
+        // ones the pool starts.
+        let released = remote.and_then(crate::release::release_reader);
         let slot = Arc::new(Mutex::new(Some(request)));
         let thread_slot = Arc::clone(&slot);
         let thread_shared = Arc::clone(shared);
@@ -520,7 +525,7 @@ impl Hub {
             .spawn(move || {
                 let request = lock(&thread_slot).take();
                 if let Some(request) = request {
-                    crate::stream::run(request, ClientId(id), &thread_shared);
+                    crate::stream::run(request, ClientId(id), &thread_shared, released);
                 }
                 // The stream's writer is gone, so `tiny_http` can now answer
                 // what the client sent behind the stream.

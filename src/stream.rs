@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
 use crate::hub::Shared;
-use crate::release::{Released, release_reader};
+use crate::release::Released;
 use crate::server::respond_with_cors;
 use crate::{
     ClientId, Decision, Disconnect, DisconnectReason, Error, Frame, SubscribeOptions, Subscription,
@@ -52,7 +52,12 @@ enum Ending {
 }
 
 /// Runs one event stream, from the connect hook to the disconnect hook.
-pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared>) {
+pub(crate) fn run(
+    request: tiny_http::Request,
+    id: ClientId,
+    shared: &Arc<Shared>,
+    released: Option<Released>,
+) {
     let remote = request.remote_addr().copied();
     let decision = match &shared.config.on_connect {
         Some(hook) => hook(&ConnectRequest { request: &request }),
@@ -102,8 +107,7 @@ pub(crate) fn run(request: tiny_http::Request, id: ClientId, shared: &Arc<Shared
         writer: request.into_writer(),
         subscription,
         out: Vec::with_capacity(256),
-        remote,
-        released: None,
+        released,
     };
     log::debug!("client {id} connected from {remote:?}");
     let ending = stream.run(&head);
@@ -208,8 +212,7 @@ struct Stream {
     subscription: Subscription,
     chunked: bool,
     out: Vec<u8>,
-    remote: Option<std::net::SocketAddr>,
-    /// Set once `tiny_http`'s reading thread has been let go.
+    /// Set when `tiny_http`'s reading thread has been let go.
     released: Option<Released>,
 }
 
@@ -218,10 +221,6 @@ impl Stream {
         if let Err(e) = self.send_raw(head) {
             return ending_of(&e);
         }
-        // The head is out: tiny_http has read the request and what came
-        // with it, and the connection's reading thread has nothing more to
-        // do for the stream.
-        self.released = self.remote.and_then(release_reader);
         let keep_alive = self.subscription.shared().config.keep_alive;
         loop {
             let first = match keep_alive {
