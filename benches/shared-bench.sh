@@ -7,10 +7,13 @@
 # Arguments go to run.py as they are. BENCH_SERVER_ARGS adds options to the
 # server (e.g. BENCH_SERVER_ARGS="--max-clients 9990").
 #
-# Every stream costs two threads (ours and tiny_http's), and every thread four
-# memory mappings, so 10,000 clients need ~80,000 mappings: more than Linux's
-# default vm.max_map_count (65530). When run as root, this script raises it to
-# 262144 for the run and puts the old value back when it ends.
+# Every stream costs one thread (its writer: tiny_http's reading thread is let
+# go once the stream starts, on Linux 5.6+), and every thread four memory
+# mappings, so 10,000 clients need ~45,000 mappings, within Linux's default
+# vm.max_map_count (65530). Where the release is refused (seccomp, older
+# kernels) a stream keeps two threads and 10,000 clients need ~80,000: with
+# RAISE_MAP_COUNT=1, run as root, this script raises the limit to 262144 for
+# the run and puts the old value back when it ends.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench=${SHARED_BENCH:-$here/../shared/bench}
@@ -20,7 +23,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/
 server="$target_dir/release/examples/bench_server"
 
 old_maps=$(cat /proc/sys/vm/max_map_count)
-if [ "$old_maps" -lt 262144 ] && [ "$(id -u)" = 0 ]; then
+if [ "${RAISE_MAP_COUNT:-0}" = 1 ] && [ "$old_maps" -lt 262144 ] && [ "$(id -u)" = 0 ]; then
   if sysctl -q -w vm.max_map_count=262144 2>/dev/null; then
     trap 'sysctl -q -w vm.max_map_count='"$old_maps" EXIT
     echo "vm.max_map_count raised from $old_maps to 262144 for this run" >&2
