@@ -7,10 +7,15 @@
 //! stream ends, so for a server of streams that is half its threads and half
 //! its descriptors spent waiting. `tiny_http` gives no handle on the socket to
 //! stop it. On Linux (5.6 and later) a process may copy one of its own
-//! descriptors by number (`pidfd_getfd`), so the writer looks for its
-//! connection among the process's descriptors, by the client's address and
-//! port, and shuts down the socket's reading side. `tiny_http`'s thread then
-//! reads end-of-file, closes its descriptor and goes back to its pool.
+//! descriptors by number (`pidfd_getfd`), so when a stream is accepted
+//! ([`Hub::serve`](crate::Hub::serve)) its connection is looked for among the
+//! process's descriptors, by the client's address and port, and the socket's
+//! reading side is shut down. `tiny_http`'s thread then reads end-of-file,
+//! closes its copy and goes back to its pool; the writer keeps the other.
+//!
+//! Only a socket connected to that address and port is touched: the only
+//! other such socket there could be is another connection from the same
+//! client port to another of this process's addresses.
 //!
 //! The search is bounded and best-effort: when it cannot run (an older
 //! kernel, a seccomp filter that refuses `pidfd_getfd`, another system) or
@@ -19,7 +24,8 @@
 
 /// What [`release_reader`] leaves behind: while it lives, the descriptor
 /// numbers of the stream's socket are known, and later searches skip them.
-/// Drop it after the stream's writer is dropped.
+/// Drop it just before the stream's writer (which holds the last of those
+/// descriptors): a number is not reused while it is open.
 #[derive(Debug)]
 pub(crate) struct Released {
     #[cfg(target_os = "linux")]
