@@ -6,7 +6,7 @@ two log-scale panels side by side: delivered events/s and p99 latency, one
 group of bars per scenario. A bar whose median run lost events says how many.
 Standard library only:
 
-    python3 benches/chart.py benches/results/2026-11-24.jsonl benches/results/2026-11-24.svg
+    python3 benches/chart.py benches/results/2026-11-24-one-thread.jsonl benches/results/2026-11-24-one-thread.svg
 """
 import json
 import math
@@ -22,7 +22,7 @@ TARGETS = {  # drawing order and colour: ours highlighted, the peers muted
     "raw-floor": "#a5b38f",
     "go-seedlike": "#c8b496",
 }
-SCENARIOS = ["max", "paced", "large"]
+SCENARIOS = ["max", "paced", "large", "idle10k"]
 FIELDS = ["delivered_per_s", "lat_p99_us", "loss_pct"]
 W, H = 900, 420
 TOP, BOTTOM = 90, 360  # y range of both plot areas
