@@ -175,7 +175,7 @@ impl HubBuilder {
     /// Subscriptions made with [`Hub::subscribe`] do not count.
     ///
     /// Each stream takes a thread (its writer) and a file descriptor, and,
-    /// until its head is out, a second of each (`tiny_http`'s connection
+    /// until it is accepted, a second of each (`tiny_http`'s connection
     /// thread and its copy of the socket). On Linux 5.6 and later the stream
     /// then lets go of them (see the crate docs); elsewhere, or where a
     /// seccomp filter refuses `pidfd_getfd`, it keeps them for its whole

@@ -507,14 +507,14 @@ impl Hub {
             };
             lock(&shared.streams).insert(remote, stream);
         }
-        // The request goes to the thread through a slot we keep a handle to,
-        // so that if the thread cannot start we still have the request and
-        // can answer it.
         // Let tiny_http's reading thread go now rather than from the writer
         // thread, which may take a while to be scheduled in a connect burst:
         // the sooner that thread is back in tiny_http's pool, the fewer new
         // ones the pool starts.
         let released = remote.and_then(crate::release::release_reader);
+        // The request goes to the thread through a slot we keep a handle to,
+        // so that if the thread cannot start we still have the request and
+        // can answer it.
         let slot = Arc::new(Mutex::new(Some(request)));
         let thread_slot = Arc::clone(&slot);
         let thread_shared = Arc::clone(shared);

@@ -79,9 +79,9 @@
 //! * Threads and descriptors: a stream uses its writer thread and its socket.
 //!   `tiny_http` 0.12 keeps a thread blocked reading every open connection,
 //!   on a copy of the socket, and offers no way to stop it; on Linux 5.6 and
-//!   later, once a stream's head is out, its writer finds the socket among
-//!   the process's descriptors (`pidfd_getfd` on its own process) and shuts
-//!   down its reading side, so that thread and copy go back to `tiny_http`.
+//!   later, when a stream is accepted, its socket is found among the
+//!   process's descriptors (`pidfd_getfd` on its own process) and its reading
+//!   side shut down, so that thread and copy go back to `tiny_http`.
 //!   Elsewhere, or where a seccomp filter refuses `pidfd_getfd`, a stream
 //!   keeps two threads and two descriptors. A request the client sends on
 //!   the stream's connection once the stream runs is not read; requests sent

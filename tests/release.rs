@@ -1,4 +1,4 @@
-//! A stream lets go of `tiny_http`'s reading side: once its head is out, the
+//! A stream lets go of `tiny_http`'s reading side: once it is accepted, the
 //! connection holds one descriptor on the server and no `tiny_http` thread
 //! (Linux; see `src/release.rs`).
 //!
