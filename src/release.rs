@@ -122,18 +122,21 @@ mod linux {
         Unavailable,
     }
 
+    /// A copy of this process's descriptor `number`, and the address of
+    /// the peer it is connected to (`None`: not a connected socket).
+    fn copy(pidfd: &OwnedFd, number: i32) -> Result<(Socket, Option<SocketAddr>), Errno> {
+        let socket = Socket::from(pidfd_getfd(pidfd, number, PidfdGetfdFlags::empty())?);
+        let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
+        Ok((socket, peer))
+    }
+
     impl Registry {
         fn probe(&self, number: i32) -> Probe {
             let Some(pidfd) = &self.pidfd else {
                 return Probe::Unavailable;
             };
-            match pidfd_getfd(pidfd, number, PidfdGetfdFlags::empty()) {
-                Ok(copy) => Probe::Open(
-                    Socket::from(copy)
-                        .peer_addr()
-                        .ok()
-                        .and_then(|a| a.as_socket()),
-                ),
+            match copy(pidfd, number) {
+                Ok((_, peer)) => Probe::Open(peer),
                 Err(Errno::BADF) => Probe::Free,
                 Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS) => Probe::Unavailable,
                 Err(_) => Probe::Stop,
@@ -226,9 +229,6 @@ mod linux {
         }
     }
 
-    /// Shuts down the reading side of the socket connected to `peer`, so
-    /// that `tiny_http`'s thread for that connection lets go of it. `None`
-    /// when it could not: see the module's docs.
     /// Whether streams can let go of `tiny_http`'s reading side here (so
     /// each costs one thread and one descriptor instead of two).
     pub(crate) fn available() -> bool {
@@ -243,6 +243,9 @@ mod linux {
         )
     }
 
+    /// Shuts down the reading side of the socket connected to `peer`, so
+    /// that `tiny_http`'s thread for that connection lets go of it. `None`
+    /// when it could not: see the module's docs.
     pub(crate) fn release_reader(peer: SocketAddr) -> Option<Released> {
         let mut guard = lock(&REGISTRY);
         let registry = guard.get_or_insert_with(|| Registry {
@@ -282,11 +285,11 @@ mod linux {
                 Err(_) => return None,
             };
             let &first = found.first()?;
-            // Copy it once more and look again: the number must still be this
-            // connection's socket when it is shut down.
-            let pidfd = self.pidfd.as_ref()?;
-            let socket = Socket::from(pidfd_getfd(pidfd, first, PidfdGetfdFlags::empty()).ok()?);
-            if socket.peer_addr().ok().and_then(|a| a.as_socket()) != Some(peer) {
+            // Copy it once more and look again: the copy that is shut down
+            // must be of this connection's socket (the number may have been
+            // closed and reused since it was looked at).
+            let (socket, copied_peer) = copy(self.pidfd.as_ref()?, first).ok()?;
+            if copied_peer != Some(peer) {
                 return None;
             }
             socket.shutdown(Shutdown::Read).ok()?;
