@@ -93,6 +93,38 @@ fn client_id(hub: &Hub, others: &[ClientId]) -> ClientId {
     ids[0]
 }
 
+/// Two clients of one server: one that never reads (until the test reads
+/// from it), one that reads on a thread of its own until `until` events.
+struct Pair {
+    _server: Server,
+    stalled: Client,
+    stalled_id: ClientId,
+    reader: Reader,
+    reader_id: ClientId,
+    until: Arc<AtomicUsize>,
+}
+
+impl Pair {
+    fn connect(hub: &Hub) -> Pair {
+        let server = Server::bind("127.0.0.1:0", hub).expect("bind");
+        let addr = server.local_addr();
+        let stalled = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
+        let stalled_id = client_id(hub, &[]);
+        let reader_client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
+        let reader_id = client_id(hub, &[stalled_id]);
+        let until = Arc::new(AtomicUsize::new(usize::MAX));
+        let reader = Reader::start(reader_client, Arc::clone(&until));
+        Pair {
+            _server: server,
+            stalled,
+            stalled_id,
+            reader,
+            reader_id,
+            until,
+        }
+    }
+}
+
 /// What a `DropNewest` run saw.
 struct DropRun {
     published: usize,
@@ -113,15 +145,14 @@ fn drop_newest_run() -> DropRun {
         .keep_alive(None)
         .build()
         .expect("build the hub");
-    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
-    let addr = server.local_addr();
-
-    let mut stalled = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-    let stalled_id = client_id(&hub, &[]);
-    let reader_client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-    let reader_id = client_id(&hub, &[stalled_id]);
-    let until = Arc::new(AtomicUsize::new(usize::MAX));
-    let reader = Reader::start(reader_client, Arc::clone(&until));
+    let Pair {
+        _server,
+        mut stalled,
+        stalled_id,
+        reader,
+        reader_id,
+        until,
+    } = Pair::connect(&hub);
 
     // Big events, with the reading client at most two behind, until the
     // stalled client misses one.
@@ -330,15 +361,14 @@ fn disconnect_policy_ends_a_stalled_clients_stream_after_what_was_queued() {
         })
         .build()
         .expect("build the hub");
-    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
-    let addr = server.local_addr();
-
-    let mut stalled = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-    let stalled_id = client_id(&hub, &[]);
-    let reader_client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-    let reader_id = client_id(&hub, &[stalled_id]);
-    let until = Arc::new(AtomicUsize::new(usize::MAX));
-    let reader = Reader::start(reader_client, Arc::clone(&until));
+    let Pair {
+        _server,
+        mut stalled,
+        stalled_id,
+        reader,
+        reader_id,
+        until,
+    } = Pair::connect(&hub);
 
     let mut seq = 0;
     while hub.stats().evicted == 0 {
