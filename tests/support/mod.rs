@@ -551,15 +551,11 @@ impl Client {
         if self.end.is_some() {
             return false;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        self.stream
-            .set_read_timeout(Some(left.max(ms(1))))
-            .expect("set the client's read timeout");
         let mut piece = vec![0u8; 64 * 1024];
-        match self.stream.read(&mut piece) {
+        let Some(read) = read_before(&mut self.stream, deadline, &mut piece) else {
+            return false;
+        };
+        match read {
             Ok(0) => {
                 self.end = Some(End::Eof);
             }
@@ -756,14 +752,10 @@ impl Client {
         let deadline = Instant::now() + timeout;
         let mut piece = [0u8; 1024];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some(read) = read_before(&mut self.stream, deadline, &mut piece) else {
                 return false;
-            }
-            self.stream
-                .set_read_timeout(Some(left.max(ms(1))))
-                .expect("set the client's read timeout");
-            match self.stream.read(&mut piece) {
+            };
+            match read {
                 Ok(0) => return true,
                 Ok(n) => panic!(
                     "unexpected bytes after the body: {:?}",
@@ -851,6 +843,23 @@ impl Client {
 }
 
 /// A TCP connection to `addr` with a write timeout, for raw requests.
+/// One read from `stream`, waiting until `deadline` at most (and at least
+/// 1 ms); `None` once the deadline has passed.
+fn read_before(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    stream
+        .set_read_timeout(Some(left.max(ms(1))))
+        .expect("set the read timeout");
+    Some(stream.read(buf))
+}
+
 pub fn raw_connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -893,17 +902,13 @@ pub fn read_raw(
                 closed: None,
             };
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let Some(read) = read_before(stream, deadline, &mut piece) else {
             return RawReply {
                 bytes,
                 closed: None,
             };
-        }
-        stream
-            .set_read_timeout(Some(left.max(ms(1))))
-            .expect("set the read timeout");
-        match stream.read(&mut piece) {
+        };
+        match read {
             Ok(0) => {
                 return RawReply {
                     bytes,
