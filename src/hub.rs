@@ -13,9 +13,11 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::dispatch::{HubThread, Outgoing, Registration};
 use crate::event::{Frame, encode_data};
 use crate::history::Route;
+use crate::release::release_reader;
 use crate::server::Acceptor;
 use crate::stats::{ClientStats, Stats};
 use crate::subscription::{SubscribeOptions, Subscription};
+use crate::watch::{Watch, Watched};
 use crate::{Error, Event, HubBuilder};
 
 /// An id the hub gives each client (stream or subscription), unique among
@@ -98,6 +100,7 @@ pub(crate) struct Inner {
     notify_rx: Receiver<Outgoing>,
     pub(crate) shared: Arc<Shared>,
     hub_thread: Mutex<Option<JoinHandle<()>>>,
+    watch_thread: Mutex<Option<JoinHandle<()>>>,
     pub(crate) acceptors: Mutex<Vec<Acceptor>>,
     writers: Mutex<Writers>,
     /// Disconnects once every writer thread has dropped its sender.
@@ -121,11 +124,14 @@ pub(crate) struct Shared {
     streams: Mutex<HashMap<SocketAddr, OpenStream>>,
     pub(crate) history_len: AtomicUsize,
     pub(crate) history_bytes: AtomicUsize,
+    /// The watch thread's handle, when it runs (see `watch.rs`).
+    pub(crate) watch: OnceLock<Watch>,
 }
 
 struct OpenStream {
-    /// The client, once it is registered.
-    client: Option<(ClientId, Arc<ClientCounters>)>,
+    /// The client's id, once it is registered.
+    client: Option<ClientId>,
+    counters: Arc<ClientCounters>,
     /// Requests the client sent on the connection behind its stream.
     /// `tiny_http` answers a connection's requests in order, so answering
     /// (or dropping) one of these blocks until the stream ends: they wait
@@ -147,7 +153,7 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ClientCounters {
     pub(crate) dropped: AtomicU64,
     pub(crate) delivered: AtomicU64,
@@ -155,6 +161,9 @@ pub(crate) struct ClientCounters {
     /// [`SlowClient::Disconnect`](crate::SlowClient::Disconnect), or too many
     /// requests behind its stream.
     pub(crate) evicted: AtomicBool,
+    /// Set when the watch thread found the client's connection closed or
+    /// reset: the stream ends without another write.
+    pub(crate) peer_closed: AtomicBool,
 }
 
 impl ClientCounters {
@@ -209,7 +218,17 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             history_len: AtomicUsize::new(0),
             history_bytes: AtomicUsize::new(0),
+            watch: OnceLock::new(),
         });
+        let watch_thread =
+            if shared.config.close_check.is_some() || shared.config.request_timeout.is_some() {
+                crate::watch::start(&shared).map(|(watch, handle)| {
+                    let _ = shared.watch.set(watch);
+                    handle
+                })
+            } else {
+                None
+            };
         let hub_thread = HubThread::new(
             add_rx,
             remove_rx,
@@ -227,6 +246,7 @@ impl Hub {
                 notify_rx,
                 shared,
                 hub_thread: Mutex::new(Some(handle)),
+                watch_thread: Mutex::new(watch_thread),
                 acceptors: Mutex::new(Vec::new()),
                 writers: Mutex::new(Writers {
                     handles: Vec::new(),
@@ -479,6 +499,16 @@ impl Hub {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn serve(&self, request: tiny_http::Request) -> Result<(), Error> {
+        self.serve_from(request, None)
+    }
+
+    /// [`serve`](Hub::serve), for a request that came in on `local` (a
+    /// listening address, which may be unspecified) when that is known.
+    pub(crate) fn serve_from(
+        &self,
+        request: tiny_http::Request,
+        local: Option<SocketAddr>,
+    ) -> Result<(), Error> {
         let shared = &self.inner.shared;
         let Some(request) = shared.park_if_pipelined(request) else {
             return Err(Error::Pipelined);
@@ -500,9 +530,11 @@ impl Hub {
             return Err(shared.refuse(request, Error::Closed));
         };
         let remote = request.remote_addr().copied();
+        let counters = Arc::new(ClientCounters::default());
         if let Some(remote) = remote {
             let stream = OpenStream {
                 client: None,
+                counters: Arc::clone(&counters),
                 parked: Vec::new(),
             };
             lock(&shared.streams).insert(remote, stream);
@@ -511,7 +543,24 @@ impl Hub {
         // thread, which may take a while to be scheduled in a connect burst:
         // the sooner that thread is back in tiny_http's pool, the fewer new
         // ones the pool starts.
-        let released = remote.and_then(crate::release::release_reader);
+        let (released, copy) = match remote.and_then(|remote| release_reader(remote, local)) {
+            Some((released, copy)) => (Some(released), Some(copy)),
+            None => (None, None),
+        };
+        if let (Some(watch), Some(remote), true) = (
+            shared.watch.get(),
+            remote,
+            shared.config.close_check.is_some(),
+        ) {
+            let local = released.as_ref().map(|released| released.local).or(local);
+            let watched = Watched {
+                remote,
+                local,
+                counters: Arc::clone(&counters),
+            };
+            watch.stream(copy.as_ref(), watched);
+        }
+        drop(copy);
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
@@ -525,7 +574,7 @@ impl Hub {
             .spawn(move || {
                 let request = lock(&thread_slot).take();
                 if let Some(request) = request {
-                    crate::stream::run(request, ClientId(id), &thread_shared, released);
+                    crate::stream::run(request, ClientId(id), counters, &thread_shared, released);
                 }
                 // The stream's writer is gone, so `tiny_http` can now answer
                 // what the client sent behind the stream.
@@ -612,7 +661,7 @@ impl Shared {
         let id = options
             .id
             .unwrap_or_else(|| ClientId(self.next_id.fetch_add(1, Ordering::Relaxed)));
-        let counters = Arc::new(ClientCounters::default());
+        let counters = options.counters.unwrap_or_default();
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -640,16 +689,11 @@ impl Shared {
     }
 
     /// Notes which client a stream from `remote` turned out to be.
-    pub(crate) fn stream_registered(
-        &self,
-        remote: Option<SocketAddr>,
-        id: ClientId,
-        counters: &Arc<ClientCounters>,
-    ) {
+    pub(crate) fn stream_registered(&self, remote: Option<SocketAddr>, id: ClientId) {
         if let Some(remote) = remote
             && let Some(stream) = lock(&self.streams).get_mut(&remote)
         {
-            stream.client = Some((id, Arc::clone(counters)));
+            stream.client = Some(id);
             // Requests that came with the GET were parked before the client
             // was known; apply the limit to them now.
             self.evict_if_piled_up(stream);
@@ -691,11 +735,36 @@ impl Shared {
     /// behind it.
     fn evict_if_piled_up(&self, stream: &OpenStream) {
         if stream.parked.len() > MAX_PARKED
-            && let Some((id, counters)) = &stream.client
-            && !counters.evicted.swap(true, Ordering::Relaxed)
+            && let Some(id) = stream.client
+            && !stream.counters.evicted.swap(true, Ordering::Relaxed)
         {
             self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-            let _ = self.remove_tx.send((*id, None));
+            let _ = self.remove_tx.send((id, None));
+        }
+    }
+
+    /// The addresses of the clients of open streams (v4-mapped addresses
+    /// written as v4).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn stream_addresses(&self) -> std::collections::HashSet<SocketAddr> {
+        lock(&self.streams)
+            .keys()
+            .map(|&remote| SocketAddr::new(remote.ip().to_canonical(), remote.port()))
+            .collect()
+    }
+
+    /// Removes from the hub the client of the stream from `remote` whose
+    /// counters are `counters` (not a newer stream from the same address),
+    /// if it is registered; one that registers later sees
+    /// `peer_closed` and leaves by itself.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn remove_stream_client(&self, remote: SocketAddr, counters: &Arc<ClientCounters>) {
+        let streams = lock(&self.streams);
+        if let Some(stream) = streams.get(&remote)
+            && Arc::ptr_eq(&stream.counters, counters)
+            && let Some(id) = stream.client
+        {
+            let _ = self.remove_tx.send((id, None));
         }
     }
 }
@@ -715,6 +784,14 @@ impl Inner {
         }
         for acceptor in acceptors {
             acceptor.join();
+        }
+        if let Some(watch) = self.shared.watch.get() {
+            watch.stop();
+        }
+        if let Some(handle) = lock(&self.watch_thread).take()
+            && handle.join().is_err()
+        {
+            log::error!("BUG: the watch thread panicked");
         }
 
         // Dropping the sender lets the hub thread deliver what is queued and

@@ -94,9 +94,16 @@
 //! * Events wait for the hub thread in an unbounded queue
 //!   ([`Stats::pending`]); the hub takes them in batches, so it keeps up with
 //!   any publisher that does more than publish.
-//! * A client that goes away is noticed at the next write to it: an event, or
-//!   the keep-alive comment ([`HubBuilder::keep_alive`]). A client that stops
-//!   reading is cut off after [`HubBuilder::write_timeout`].
+//! * A client that closes or resets its connection is noticed at once on
+//!   Linux, even while its stream is idle: one watch thread per hub
+//!   (`sse-watch`) learns it from the kernel and ends the stream
+//!   ([`HubBuilder::close_check`]). Elsewhere it is noticed at the next
+//!   write to it: an event, or the keep-alive comment
+//!   ([`HubBuilder::keep_alive`]). A client that stops reading is cut off
+//!   after [`HubBuilder::write_timeout`].
+//! * A connection must send its request head within
+//!   [`HubBuilder::request_timeout`] (on Linux), so connections that never
+//!   finish a request (slowloris) cannot pile up.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -110,9 +117,12 @@ mod history;
 mod hub;
 mod release;
 mod server;
+#[cfg(target_os = "linux")]
+mod sock_diag;
 mod stats;
 mod stream;
 mod subscription;
+mod watch;
 
 pub use config::{HubBuilder, SlowClient};
 pub use connect::{ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS};

@@ -13,9 +13,16 @@
 //! reading side is shut down. `tiny_http`'s thread then reads end-of-file,
 //! closes its copy and goes back to its pool; the writer keeps the other.
 //!
-//! Only a socket connected to that address and port is touched: the only
-//! other such socket there could be is another connection from the same
-//! client port to another of this process's addresses.
+//! Only the stream's own connection is touched: a socket qualifies when its
+//! peer is the client's address and port and its local address is the one
+//! the stream came in on (the listening socket's port, and its address
+//! unless it listens on all of them). When the local address is not known
+//! (a request handed to [`Hub::serve`](crate::Hub::serve) from a
+//! `tiny_http` server of the caller's), the sockets connected to the
+//! client's address and port must all be one connection (one local
+//! address); if the process holds another connection to that same peer
+//! (say, to a database that happens to have the client's address and port),
+//! nothing is touched.
 //!
 //! Cost: the descriptors of released streams are skipped without a system
 //! call. A stream whose connection the last full look did not see starts a
@@ -40,6 +47,16 @@ pub(crate) struct Released {
     /// The numbers of the stream's descriptors when it was released.
     #[cfg(target_os = "linux")]
     numbers: Vec<i32>,
+    /// The connection's local address, as the socket reports it.
+    pub(crate) local: std::net::SocketAddr,
+}
+
+/// Whether a socket whose local address is `actual` is the connection that
+/// came in on `expected` (whose address may be unspecified: all of them).
+pub(crate) fn local_matches(expected: std::net::SocketAddr, actual: std::net::SocketAddr) -> bool {
+    expected.port() == actual.port()
+        && (expected.ip().is_unspecified()
+            || expected.ip().to_canonical() == actual.ip().to_canonical())
 }
 
 /// Whether streams can let go of `tiny_http`'s reading side here (so each
@@ -50,12 +67,20 @@ pub(crate) fn available() -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn release_reader(_peer: std::net::SocketAddr) -> Option<Released> {
+pub(crate) fn release_reader(
+    _peer: std::net::SocketAddr,
+    _local: Option<std::net::SocketAddr>,
+) -> Option<(Released, socket2::Socket)> {
     None
 }
 
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn close_connection(_peer: std::net::SocketAddr, _local: std::net::SocketAddr) -> bool {
+    false
+}
+
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{available, release_reader};
+pub(crate) use linux::{available, close_connection, release_reader};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -68,7 +93,7 @@ mod linux {
     use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
     use socket2::Socket;
 
-    use super::Released;
+    use super::{Released, local_matches};
     use crate::hub::lock;
 
     /// A full look gives up after this many descriptors copied and looked at
@@ -130,6 +155,46 @@ mod linux {
         Ok((socket, peer))
     }
 
+    /// Of the descriptors `numbers`, those that are the connection between
+    /// `peer` and `local` (any local address when `None`, provided all of
+    /// them are one connection), with a copy of one of them. `None` when
+    /// there is none, or it is not clear which it is.
+    fn exact(
+        pidfd: &OwnedFd,
+        numbers: &[i32],
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Option<(Vec<i32>, Socket, SocketAddr)> {
+        let mut found: Vec<i32> = Vec::new();
+        let mut chosen: Option<(Socket, SocketAddr)> = None;
+        for &number in numbers {
+            let Ok((socket, Some(copied_peer))) = copy(pidfd, number) else {
+                continue;
+            };
+            let Some(copied_local) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
+                continue;
+            };
+            if copied_peer != peer || local.is_some_and(|local| !local_matches(local, copied_local))
+            {
+                continue;
+            }
+            match &chosen {
+                Some((_, first_local)) if *first_local != copied_local => {
+                    log::debug!(
+                        "two connections to {peer} ({first_local} and {copied_local}); \
+                         neither is touched"
+                    );
+                    return None;
+                }
+                Some(_) => {}
+                None => chosen = Some((socket, copied_local)),
+            }
+            found.push(number);
+        }
+        let (socket, local) = chosen?;
+        Some((found, socket, local))
+    }
+
     impl Registry {
         fn probe(&self, number: i32) -> Probe {
             let Some(pidfd) = &self.pidfd else {
@@ -155,10 +220,16 @@ mod linux {
             }
         }
 
-        /// The numbers of the descriptors of the socket connected to `peer`
-        /// (`tiny_http` holds two), from what the last full look saw when
-        /// that is still right, or else from a new one.
-        fn find(&mut self, peer: SocketAddr) -> Result<Vec<i32>, Probe> {
+        /// The descriptors of the connection between `peer` and `local`
+        /// (`tiny_http` holds two), with a copy of one (see [`exact`]): from
+        /// what the last full look saw when that is still right, or else
+        /// from a new one. `Ok(None)` when there is no such connection, or
+        /// it is not clear which it is.
+        fn locate(
+            &mut self,
+            peer: SocketAddr,
+            local: Option<SocketAddr>,
+        ) -> Result<Option<(Vec<i32>, Socket, SocketAddr)>, Probe> {
             if let Some(numbers) = self.seen.remove(&peer) {
                 let mut found = Vec::new();
                 for number in numbers {
@@ -171,12 +242,18 @@ mod linux {
                         stop => return Err(stop),
                     }
                 }
-                if !found.is_empty() {
-                    return Ok(found);
+                if let Some(pidfd) = &self.pidfd
+                    && let Some(exact) = exact(pidfd, &found, peer, local)
+                {
+                    return Ok(Some(exact));
                 }
             }
             self.look_at_all()?;
-            Ok(self.seen.remove(&peer).unwrap_or_default())
+            let found = self.seen.remove(&peer).unwrap_or_default();
+            Ok(self
+                .pidfd
+                .as_ref()
+                .and_then(|pidfd| exact(pidfd, &found, peer, local)))
         }
 
         /// Looks at every descriptor number in use but those known to be a
@@ -243,10 +320,31 @@ mod linux {
         )
     }
 
-    /// Shuts down the reading side of the socket connected to `peer`, so
-    /// that `tiny_http`'s thread for that connection lets go of it. `None`
-    /// when it could not: see the module's docs.
-    pub(crate) fn release_reader(peer: SocketAddr) -> Option<Released> {
+    /// Shuts down the reading side of the connection between `peer` and
+    /// `local` (see the module's docs for `None`), so that `tiny_http`'s
+    /// thread for that connection lets go of it. Gives back a copy of the
+    /// socket besides, for the caller to watch and then drop; `None` when
+    /// it could not: see the module's docs.
+    pub(crate) fn release_reader(
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Option<(Released, Socket)> {
+        with_registry(|registry| registry.release(peer, local))
+    }
+
+    /// Closes the connection between `peer` and `local` (both directions),
+    /// so that `tiny_http`'s thread reading it sees the end and lets go of
+    /// it. False when it could not (see the module's docs).
+    pub(crate) fn close_connection(peer: SocketAddr, local: SocketAddr) -> bool {
+        with_registry(|registry| {
+            let (_, socket, _) = registry.locate(peer, Some(local)).ok()??;
+            socket.shutdown(Shutdown::Both).ok()
+        })
+        .is_some()
+    }
+
+    /// Runs `work` with the registry and our own process's pidfd open.
+    fn with_registry<T>(work: impl FnOnce(&mut Registry) -> Option<T>) -> Option<T> {
         let mut guard = lock(&REGISTRY);
         let registry = guard.get_or_insert_with(|| Registry {
             pidfd: None,
@@ -266,17 +364,24 @@ mod linux {
                 return None;
             }
         }
-        let released = registry.release(peer);
+        let done = work(registry);
         registry.pidfd = None;
-        released
+        done
     }
 
     impl Registry {
         /// Finds the socket connected to `peer` and shuts down its reading
         /// side; `self.pidfd` is open.
-        fn release(&mut self, peer: SocketAddr) -> Option<Released> {
-            let found = match self.find(peer) {
-                Ok(found) => found,
+        fn release(
+            &mut self,
+            peer: SocketAddr,
+            local: Option<SocketAddr>,
+        ) -> Option<(Released, Socket)> {
+            // The copy that is shut down is of this connection's socket (a
+            // number may have been closed and reused since it was looked
+            // at), and of no other connection.
+            let (found, socket, local) = match self.locate(peer, local) {
+                Ok(found) => found?,
                 Err(Probe::Unavailable) => {
                     log::debug!("pidfd_getfd is not available; streams keep tiny_http's reader");
                     self.available = false;
@@ -284,16 +389,7 @@ mod linux {
                 }
                 Err(_) => return None,
             };
-            let &first = found.first()?;
-            // Copy it once more and look again: the copy that is shut down
-            // must be of this connection's socket (the number may have been
-            // closed and reused since it was looked at).
-            let (socket, copied_peer) = copy(self.pidfd.as_ref()?, first).ok()?;
-            if copied_peer != Some(peer) {
-                return None;
-            }
             socket.shutdown(Shutdown::Read).ok()?;
-            drop(socket);
             let token = self.next_token;
             self.next_token += 1;
             for &number in &found {
@@ -305,10 +401,12 @@ mod linux {
                 };
                 self.owned.insert(number, owner);
             }
-            Some(Released {
+            let released = Released {
                 token,
                 numbers: found,
-            })
+                local,
+            };
+            Some((released, socket))
         }
     }
 

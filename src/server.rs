@@ -126,7 +126,13 @@ impl ServerBuilder {
         let current = Arc::new(Mutex::new(Arc::new(http)));
         let stop = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        if let Some(watch) = self.hub.inner.shared.watch.get()
+            && self.hub.inner.shared.config.request_timeout.is_some()
+        {
+            watch.listening(local_addr);
+        }
         let acceptor = AcceptLoop {
+            local_addr,
             hub: self.hub.clone(),
             path: self.path,
             fallback: self.fallback,
@@ -266,6 +272,7 @@ impl Acceptor {
 }
 
 struct AcceptLoop {
+    local_addr: SocketAddr,
     hub: Hub,
     path: String,
     fallback: Option<Fallback>,
@@ -419,6 +426,13 @@ impl AcceptLoop {
     }
 
     fn route(&self, request: Request) {
+        // The connection has sent a whole request head: the request
+        // deadline starts again for its next one.
+        if let (Some(watch), Some(remote)) =
+            (self.hub.inner.shared.watch.get(), request.remote_addr())
+        {
+            watch.request_from(*remote);
+        }
         // Answering a request that came in behind an open stream would block
         // this thread until that stream ends.
         let Some(request) = self.hub.inner.shared.park_if_pipelined(request) else {
@@ -427,7 +441,7 @@ impl AcceptLoop {
         let path = request.url().split('?').next().unwrap_or_default();
         if path == self.path {
             // Failures have been answered and logged by `serve`.
-            let _ = self.hub.serve(request);
+            let _ = self.hub.serve_from(request, Some(self.local_addr));
         } else if let Some(fallback) = &self.fallback {
             fallback(request);
         } else {

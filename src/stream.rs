@@ -10,7 +10,7 @@ use crossbeam_channel::RecvTimeoutError;
 use std::sync::Arc;
 
 use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
-use crate::hub::Shared;
+use crate::hub::{ClientCounters, Shared};
 use crate::release::Released;
 use crate::server::respond_with_cors;
 use crate::{
@@ -47,6 +47,8 @@ enum Ending {
     Finished,
     /// A write failed.
     WriteFailed(ErrorKind),
+    /// The watch thread found the client's connection closed or reset.
+    PeerClosed,
     /// The client took no bytes for the write timeout.
     TimedOut,
 }
@@ -55,6 +57,7 @@ enum Ending {
 pub(crate) fn run(
     request: tiny_http::Request,
     id: ClientId,
+    counters: Arc<ClientCounters>,
     shared: &Arc<Shared>,
     released: Option<Released>,
 ) {
@@ -85,6 +88,7 @@ pub(crate) fn run(
         .topics(topics)
         .id(chosen_id.unwrap_or(id));
     options.last_event_id = connect::last_event_id(&request);
+    options.counters = Some(counters);
     let subscription = match shared.register(options) {
         Ok(subscription) => subscription,
         Err(Error::IdInUse(taken)) => {
@@ -100,7 +104,7 @@ pub(crate) fn run(
         }
     };
     let id = subscription.id();
-    shared.stream_registered(remote, id, subscription.counters());
+    shared.stream_registered(remote, id);
     let head = head(&request, shared, id);
     let mut stream = Stream {
         chunked: *request.http_version() != tiny_http::HTTPVersion(1, 0),
@@ -110,10 +114,17 @@ pub(crate) fn run(
         released,
     };
     log::debug!("client {id} connected from {remote:?}");
-    let ending = stream.run(&head);
+    // The watch thread may have found the client gone before it knew the
+    // client's id (it then could not remove it from the hub).
+    let ending = if stream.peer_closed() {
+        Ending::PeerClosed
+    } else {
+        stream.run(&head)
+    };
     let counters = stream.subscription.counters();
     let reason = match ending {
         _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
+        Ending::PeerClosed => DisconnectReason::Closed,
         Ending::Finished => DisconnectReason::Shutdown,
         Ending::TimedOut if shared.closing.load(Ordering::Acquire) => DisconnectReason::Shutdown,
         Ending::TimedOut => DisconnectReason::TimedOut,
@@ -244,6 +255,9 @@ impl Stream {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.out.extend_from_slice(KEEP_ALIVE),
+                Err(RecvTimeoutError::Disconnected) if self.peer_closed() => {
+                    return Ending::PeerClosed;
+                }
                 Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
             if let Err(e) = self.send_buffered() {
@@ -259,6 +273,13 @@ impl Stream {
                 self.out = Vec::with_capacity(256);
             }
         }
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.subscription
+            .counters()
+            .peer_closed
+            .load(Ordering::Acquire)
     }
 
     /// Starts a new write: empties the buffer and leaves room for the chunk

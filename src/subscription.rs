@@ -32,6 +32,9 @@ pub struct SubscribeOptions {
     pub(crate) topics: Vec<String>,
     pub(crate) last_event_id: Option<String>,
     pub(crate) id: Option<ClientId>,
+    /// The counters of a stream's client, made when the stream was
+    /// accepted (so the watch thread could share them).
+    pub(crate) counters: Option<Arc<ClientCounters>>,
 }
 
 impl SubscribeOptions {

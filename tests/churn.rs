@@ -5,15 +5,17 @@
 //! no client, no stream, no `sse-client` thread, and the process is back to
 //! the descriptors and threads of an idle server.
 //!
-//! What "idle server" means, from the sources: the hub thread, the
-//! acceptor thread, `tiny_http`'s accept thread, and its connection pool.
+//! What "idle server" means, from the sources: the hub thread, the watch
+//! thread, the acceptor thread, `tiny_http`'s accept thread, and its
+//! connection pool.
 //! The pool starts 4 threads that never time out while the pool has at
 //! most 4; threads beyond 4 end after 5 s idle (`tiny_http` 0.12
 //! `util/task_pool.rs`); and because each idle thread decides on its
 //! timeout when it starts waiting, the pool can also end up with fewer
 //! than 4. So the thread count must come back to at most that of the idle
 //! server measured before the churn; descriptors must come back exactly
-//! (the listening socket and the clone `tiny_http` holds). The acceptor
+//! (the listening socket and the clone `tiny_http` holds, and the watch
+//! thread's epoll set, wake-up descriptor and netlink socket). The acceptor
 //! keeps making short wake-up connections for 3 s after the last request,
 //! and idle pool threads take up to 5 s to go, so the wait is up to ~10 s.
 //!
@@ -33,12 +35,13 @@ use support::{
 };
 
 const WORKERS: usize = 4;
-/// Threads an idle server adds: the hub, the acceptor, tiny_http's accept
-/// thread and its 4 pool threads.
-const IDLE_SERVER_THREADS: usize = 7;
+/// Threads an idle server adds: the hub, the watch, the acceptor,
+/// tiny_http's accept thread and its 4 pool threads.
+const IDLE_SERVER_THREADS: usize = 8;
 /// Descriptors an idle server adds: the listening socket and tiny_http's
-/// clone of it.
-const IDLE_SERVER_FDS: usize = 2;
+/// clone of it; the watch's epoll set, wake-up descriptor and netlink
+/// socket.
+const IDLE_SERVER_FDS: usize = 5;
 const SETTLE: Duration = Duration::from_secs(20);
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -1,0 +1,514 @@
+//! The watch thread (`sse-watch`): notices a client that closed or reset
+//! its connection while its stream was idle, and closes connections that
+//! do not finish a request in time.
+//!
+//! A stream's writer learns that its client left only when a write fails,
+//! and an idle stream writes only a keep-alive now and then. One thread per
+//! hub watches every stream instead, two ways, on Linux:
+//!
+//! * Streams whose socket was found (the release of `tiny_http`'s reader,
+//!   `release.rs`) are in an epoll set, registered through a copy of the
+//!   socket that is closed at once (the registration lives as long as the
+//!   socket). A reset wakes it with `EPOLLHUP`/`EPOLLERR`; a FIN wakes it
+//!   too, and the kernel is then asked for that one connection's TCP state
+//!   (`sock_diag.rs`): anything but `ESTABLISHED` means the client is gone.
+//!   Nothing runs while nobody leaves.
+//! * Other streams (no `pidfd_getfd` here, or a socket not found) are
+//!   looked at by a periodic list of the server's connections from the
+//!   kernel: a stream whose connection is no longer established, or gone
+//!   from the list (twice in a row), has lost its client.
+//!
+//! A client found gone is marked (`ClientCounters::peer_closed`) and removed
+//! from the hub, which closes its queue; its writer wakes, writes nothing
+//! more, and ends with [`DisconnectReason::Closed`](crate::DisconnectReason::Closed).
+//!
+//! The same periodic list shows the connections of the hub's servers that
+//! carry no stream: one whose request head has not come, or that has sent
+//! no new request, for [`HubBuilder::request_timeout`](crate::HubBuilder::request_timeout)
+//! is closed (both directions shut down through a copy of its socket), so
+//! that `tiny_http`'s thread reading it lets go.
+//!
+//! Elsewhere than Linux there is no watch: a client that left is noticed at
+//! the next write, and request heads have no deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::ClientCounters;
+
+/// A stream for the watch to look after.
+pub(crate) struct Watched {
+    pub(crate) remote: SocketAddr,
+    /// The local address its connection came in on, when known (the
+    /// listening address, which may be unspecified, or the socket's own).
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) counters: Arc<ClientCounters>,
+}
+
+/// The shortest and longest pause between two lists of connections, and
+/// the share of one core a list may take (its cost times this factor).
+const SWEEP_MIN: Duration = Duration::from_millis(50);
+const HEADS_MIN: Duration = Duration::from_millis(250);
+const BUDGET_FACTOR: u32 = 100;
+/// How often entries of ended streams are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{Watch, start};
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use other::{Watch, start};
+
+#[cfg(not(target_os = "linux"))]
+mod other {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+
+    use super::Watched;
+    use crate::hub::Shared;
+
+    /// No watch here: see the module's docs.
+    pub(crate) struct Watch;
+
+    impl Watch {
+        pub(crate) fn stream(&self, _socket: Option<&socket2::Socket>, _stream: Watched) {}
+        pub(crate) fn listening(&self, _addr: SocketAddr) {}
+        pub(crate) fn request_from(&self, _remote: SocketAddr) {}
+        pub(crate) fn stop(&self) {}
+    }
+
+    pub(crate) fn start(_shared: &Arc<Shared>) -> Option<(Watch, JoinHandle<()>)> {
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::{HashMap, HashSet};
+    use std::net::SocketAddr;
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, Weak};
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::{Receiver, Sender};
+    use rustix::event::{EventfdFlags, epoll, eventfd};
+
+    use super::{BUDGET_FACTOR, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN, Watched};
+    use crate::hub::{Shared, lock};
+    use crate::release::{close_connection, local_matches};
+    use crate::sock_diag::{self, Connection, ESTABLISHED, SockDiag, canonical};
+
+    /// The epoll token of the wake-up descriptor.
+    const WAKE: u64 = 0;
+
+    /// The hub's handle on its watch thread.
+    pub(crate) struct Watch {
+        epoll: Arc<OwnedFd>,
+        wake: Arc<OwnedFd>,
+        messages: Sender<Message>,
+        next_token: AtomicU64,
+        /// When each client last sent a complete request head, by address.
+        requests: Mutex<HashMap<SocketAddr, Instant>>,
+    }
+
+    enum Message {
+        /// A stream in the epoll set under this token.
+        Watched(u64, Watched),
+        /// A stream to look for in the lists of connections.
+        Polled(Watched),
+        /// A server of the hub listens here.
+        Listening(SocketAddr),
+    }
+
+    /// Starts the watch thread of `shared`'s hub: `None` where epoll or the
+    /// thread is refused (streams are then noticed at their next write).
+    pub(crate) fn start(shared: &Arc<Shared>) -> Option<(Watch, JoinHandle<()>)> {
+        let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).ok()?);
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok()?);
+        epoll::add(
+            &*epoll,
+            &*wake,
+            epoll::EventData::new_u64(WAKE),
+            epoll::EventFlags::IN,
+        )
+        .ok()?;
+        let (messages, inbox) = crossbeam_channel::unbounded();
+        let diag = match SockDiag::open() {
+            Ok(diag) => Some(diag),
+            Err(e) => {
+                log::debug!(
+                    "sock_diag is not available ({e}): a client that closes is noticed \
+                     only from a reset, or at the next write"
+                );
+                None
+            }
+        };
+        let thread = WatchThread {
+            shared: Arc::downgrade(shared),
+            epoll: Arc::clone(&epoll),
+            inbox,
+            diag,
+            watched: HashMap::new(),
+            polled: Vec::new(),
+            missing: HashSet::new(),
+            listening: Vec::new(),
+            heads: HashMap::new(),
+            sweep_cost: Duration::ZERO,
+            next_sweep: Instant::now(),
+            last_prune: Instant::now(),
+            wake: Arc::clone(&wake),
+        };
+        let handle = thread::Builder::new()
+            .name("sse-watch".into())
+            .stack_size(256 * 1024)
+            .spawn(move || thread.run())
+            .map_err(|e| log::warn!("could not start the watch thread: {e}"))
+            .ok()?;
+        let watch = Watch {
+            epoll,
+            wake,
+            messages,
+            next_token: AtomicU64::new(WAKE + 1),
+            requests: Mutex::new(HashMap::new()),
+        };
+        Some((watch, handle))
+    }
+
+    impl Watch {
+        /// Looks after a stream: through `socket` (a copy of its socket,
+        /// which the caller then closes) when there is one, else in the
+        /// lists of connections.
+        pub(crate) fn stream(&self, socket: Option<&socket2::Socket>, stream: Watched) {
+            if let Some(socket) = socket {
+                let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+                let remote = stream.remote;
+                // The thread learns the token before the first event for it.
+                if self.messages.send(Message::Watched(token, stream)).is_err() {
+                    return;
+                }
+                let flags =
+                    epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+                if let Err(e) = epoll::add(
+                    &*self.epoll,
+                    socket,
+                    epoll::EventData::new_u64(token),
+                    flags,
+                ) {
+                    log::debug!("could not watch the stream of {remote}: {e}");
+                }
+            } else if self.messages.send(Message::Polled(stream)).is_ok() {
+                self.wake();
+            }
+        }
+
+        /// A server of the hub listens on `addr`: its connections are held
+        /// to the request deadline.
+        pub(crate) fn listening(&self, addr: SocketAddr) {
+            if self.messages.send(Message::Listening(addr)).is_ok() {
+                self.wake();
+            }
+        }
+
+        /// A complete request head came from `remote`.
+        pub(crate) fn request_from(&self, remote: SocketAddr) {
+            lock(&self.requests).insert(canonical(remote), Instant::now());
+        }
+
+        /// Wakes the thread (to stop, once the hub is closing).
+        pub(crate) fn stop(&self) {
+            self.wake();
+        }
+
+        fn wake(&self) {
+            let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+        }
+    }
+
+    struct WatchThread {
+        /// Weak: the watch must not keep the hub's shared state alive.
+        shared: Weak<Shared>,
+        epoll: Arc<OwnedFd>,
+        inbox: Receiver<Message>,
+        diag: Option<SockDiag>,
+        watched: HashMap<u64, Watched>,
+        polled: Vec<Watched>,
+        /// Polled streams missing from the last list (by remote address).
+        missing: HashSet<SocketAddr>,
+        listening: Vec<SocketAddr>,
+        /// Connections without a stream: when each was first listed.
+        heads: HashMap<(SocketAddr, SocketAddr), Instant>,
+        sweep_cost: Duration,
+        next_sweep: Instant,
+        last_prune: Instant,
+        /// The wake-up descriptor, emptied when it wakes the thread.
+        wake: Arc<OwnedFd>,
+    }
+
+    impl WatchThread {
+        fn run(mut self) {
+            let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+            loop {
+                let timeout = self.pause();
+                let timespec = timeout.map(|pause| rustix::event::Timespec {
+                    tv_sec: pause.as_secs() as _,
+                    tv_nsec: pause.subsec_nanos() as _,
+                });
+                events.clear();
+                let waited = epoll::wait(
+                    &*self.epoll,
+                    rustix::buffer::spare_capacity(&mut events),
+                    timespec.as_ref(),
+                );
+                let Some(shared) = self.shared.upgrade() else {
+                    return;
+                };
+                if shared.closing.load(Ordering::Acquire) {
+                    return;
+                }
+                if let Err(e) = waited
+                    && e != rustix::io::Errno::INTR
+                {
+                    log::warn!("the watch thread stops: epoll_wait failed ({e})");
+                    return;
+                }
+                for message in self.inbox.try_iter() {
+                    match message {
+                        Message::Watched(token, stream) => {
+                            self.watched.insert(token, stream);
+                        }
+                        Message::Polled(stream) => self.polled.push(stream),
+                        Message::Listening(addr) => self.listening.push(addr),
+                    }
+                }
+                let mut check = Vec::new();
+                for &event in &events {
+                    let (flags, data) = (event.flags, event.data);
+                    let token = data.u64();
+                    if token == WAKE {
+                        let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                        continue;
+                    }
+                    let Some(stream) = self.watched.get(&token) else {
+                        continue;
+                    };
+                    if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+                        gone(&shared, stream);
+                    } else {
+                        check.push(token);
+                    }
+                }
+                self.check(&shared, &check);
+                if Instant::now() >= self.next_sweep && self.sweep_needed() {
+                    self.sweep(&shared);
+                }
+                if self.last_prune.elapsed() >= PRUNE_EVERY {
+                    self.prune();
+                }
+            }
+        }
+
+        /// How long to wait for events: until the next list is due.
+        fn pause(&self) -> Option<Duration> {
+            let prune = PRUNE_EVERY;
+            if !self.sweep_needed() {
+                return Some(prune);
+            }
+            Some(
+                self.next_sweep
+                    .saturating_duration_since(Instant::now())
+                    .min(prune),
+            )
+        }
+
+        fn sweep_needed(&self) -> bool {
+            self.diag.is_some() && (!self.polled.is_empty() || !self.listening.is_empty())
+        }
+
+        /// Asks the kernel for the state of each stream that woke up without
+        /// a reset: a FIN, or bytes the client sent (which nobody reads).
+        fn check(&mut self, shared: &Shared, tokens: &[u64]) {
+            let Some(diag) = &mut self.diag else {
+                return;
+            };
+            for token in tokens {
+                let Some(stream) = self.watched.get(token) else {
+                    continue;
+                };
+                let Some(local) = stream.local else {
+                    continue;
+                };
+                match diag.state(local, stream.remote) {
+                    Ok(Some(ESTABLISHED)) => {}
+                    Ok(_) => gone(shared, stream),
+                    Err(e) => log::debug!("sock_diag: {e}"),
+                }
+            }
+        }
+
+        /// Lists the connections of the servers' ports: polled streams that
+        /// lost their connection are gone, connections without a stream
+        /// that are past the request deadline are closed.
+        fn sweep(&mut self, shared: &Shared) {
+            let started = Instant::now();
+            let mut ports: Vec<u16> = self.listening.iter().map(SocketAddr::port).collect();
+            let mut any_port = false;
+            for stream in &self.polled {
+                match stream.local {
+                    Some(local) => ports.push(local.port()),
+                    None => any_port = true,
+                }
+            }
+            ports.sort_unstable();
+            ports.dedup();
+            if any_port || ports.len() > sock_diag::MAX_PORTS {
+                ports.clear();
+            }
+            let Some(connections) = self.list(&ports) else {
+                return;
+            };
+            self.look_at_polled(shared, &connections);
+            if let Some(timeout) = shared.config.request_timeout {
+                self.look_at_heads(shared, &connections, timeout);
+            }
+            self.sweep_cost = started.elapsed();
+            let budget = self.sweep_cost.saturating_mul(BUDGET_FACTOR);
+            let pause = if self.polled.is_empty() {
+                let most = shared
+                    .config
+                    .request_timeout
+                    .map_or(HEADS_MIN, |timeout| (timeout / 4).max(HEADS_MIN));
+                budget.clamp(HEADS_MIN, most)
+            } else {
+                budget.clamp(
+                    SWEEP_MIN,
+                    shared
+                        .config
+                        .close_check
+                        .unwrap_or(SWEEP_MIN)
+                        .max(SWEEP_MIN),
+                )
+            };
+            self.next_sweep = Instant::now() + pause;
+        }
+
+        fn list(&mut self, ports: &[u16]) -> Option<Vec<Connection>> {
+            let diag = self.diag.as_mut()?;
+            let mut connections = Vec::new();
+            match diag.connections(ports, &mut connections) {
+                Ok(_) => Some(connections),
+                Err(e) => {
+                    log::debug!("sock_diag: {e}");
+                    None
+                }
+            }
+        }
+
+        fn look_at_polled(&mut self, shared: &Shared, connections: &[Connection]) {
+            if self.polled.is_empty() {
+                return;
+            }
+            let mut by_remote: HashMap<SocketAddr, Vec<&Connection>> = HashMap::new();
+            for connection in connections {
+                by_remote
+                    .entry(canonical(connection.remote))
+                    .or_default()
+                    .push(connection);
+            }
+            let mut missing = HashSet::new();
+            for stream in &self.polled {
+                let remote = canonical(stream.remote);
+                let mine: Vec<&&Connection> = by_remote
+                    .get(&remote)
+                    .into_iter()
+                    .flatten()
+                    .filter(|connection| {
+                        stream
+                            .local
+                            .is_none_or(|local| local_matches(local, connection.local))
+                    })
+                    .collect();
+                if mine
+                    .iter()
+                    .any(|connection| connection.state == ESTABLISHED)
+                {
+                    continue;
+                }
+                if !mine.is_empty() || self.missing.contains(&remote) {
+                    gone(shared, stream);
+                } else {
+                    missing.insert(remote);
+                }
+            }
+            self.missing = missing;
+        }
+
+        fn look_at_heads(
+            &mut self,
+            shared: &Shared,
+            connections: &[Connection],
+            timeout: Duration,
+        ) {
+            let now = Instant::now();
+            let streams = shared.stream_addresses();
+            let mut listed = HashSet::new();
+            let mut remotes = HashSet::new();
+            for connection in connections {
+                remotes.insert(canonical(connection.remote));
+                let ours = self
+                    .listening
+                    .iter()
+                    .any(|&listener| local_matches(listener, connection.local));
+                if !ours || connection.state != ESTABLISHED {
+                    continue;
+                }
+                let remote = canonical(connection.remote);
+                if streams.contains(&remote) {
+                    continue;
+                }
+                let key = (connection.local, connection.remote);
+                listed.insert(key);
+                let first_seen = *self.heads.entry(key).or_insert(now);
+                let last_request = shared
+                    .watch
+                    .get()
+                    .and_then(|watch| lock(&watch.requests).get(&remote).copied());
+                let since = last_request.map_or(first_seen, |at| at.max(first_seen));
+                if now.saturating_duration_since(since) >= timeout {
+                    if close_connection(connection.remote, connection.local) {
+                        log::debug!(
+                            "closed a connection from {remote}: no request within {timeout:?}"
+                        );
+                    }
+                    self.heads.remove(&key);
+                    listed.remove(&key);
+                }
+            }
+            self.heads.retain(|key, _| listed.contains(key));
+            if let Some(watch) = shared.watch.get() {
+                lock(&watch.requests).retain(|remote, _| remotes.contains(remote));
+            }
+        }
+
+        /// Forgets streams that have ended.
+        fn prune(&mut self) {
+            self.last_prune = Instant::now();
+            self.watched
+                .retain(|_, stream| Arc::strong_count(&stream.counters) > 1);
+            self.polled
+                .retain(|stream| Arc::strong_count(&stream.counters) > 1);
+        }
+    }
+
+    /// Marks `stream`'s client as gone and removes it from the hub.
+    fn gone(shared: &Shared, stream: &Watched) {
+        if stream.counters.peer_closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        log::debug!("the client at {} closed its connection", stream.remote);
+        shared.remove_stream_client(stream.remote, &stream.counters);
+    }
+}
