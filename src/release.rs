@@ -31,6 +31,9 @@
 //! program that keeps thousands of other descriptors open pays that per
 //! such stream, on the thread that calls [`Hub::serve`](crate::Hub::serve).
 //!
+//! Setting the environment variable `SSE_SERVER_NO_RELEASE` (to anything)
+//! turns the release off, as if `pidfd_getfd` were refused.
+//!
 //! The search is bounded and best-effort: when it cannot run (an older
 //! kernel, a seccomp filter that refuses `pidfd_getfd`, another system) or
 //! does not find the socket, the stream works as before, with two threads and
@@ -49,6 +52,17 @@ pub(crate) struct Released {
     numbers: Vec<i32>,
     /// The connection's local address, as the socket reports it.
     pub(crate) local: std::net::SocketAddr,
+}
+
+/// The environment variable that turns the release off, so that every
+/// stream keeps `tiny_http`'s reading thread: to test the path taken where
+/// `pidfd_getfd` is refused, or to rule the release out when looking for a
+/// problem.
+pub(crate) const NO_RELEASE: &str = "SSE_SERVER_NO_RELEASE";
+
+/// Whether [`NO_RELEASE`] is set (to anything).
+fn refused_by_environment() -> bool {
+    std::env::var_os(NO_RELEASE).is_some()
 }
 
 /// Whether a socket whose local address is `actual` is the connection that
@@ -309,6 +323,9 @@ mod linux {
     /// Whether streams can let go of `tiny_http`'s reading side here (so
     /// each costs one thread and one descriptor instead of two).
     pub(crate) fn available() -> bool {
+        if super::refused_by_environment() {
+            return false;
+        }
         let Ok(pidfd) = pidfd_open(getpid(), PidfdFlags::empty()) else {
             return false;
         };
@@ -348,7 +365,7 @@ mod linux {
         let mut guard = lock(&REGISTRY);
         let registry = guard.get_or_insert_with(|| Registry {
             pidfd: None,
-            available: true,
+            available: !super::refused_by_environment(),
             owned: HashMap::new(),
             seen: HashMap::new(),
             next_token: 0,

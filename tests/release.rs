@@ -111,3 +111,134 @@ fn a_request_sent_behind_a_running_stream_is_not_read() {
     );
     drop(server);
 }
+
+/// A connection of the program's own whose peer has the same address and
+/// port as a stream's client (made with `SO_REUSEPORT`: the test listens on
+/// the port the client then connects from). Made before the stream, so its
+/// descriptor has a lower number than the stream's.
+struct Decoy {
+    /// The program's connection, whose peer is `port`.
+    ours: std::net::TcpStream,
+    /// The other end of it.
+    theirs: std::net::TcpStream,
+    port: u16,
+    _listener: std::net::TcpListener,
+}
+
+impl Decoy {
+    fn new() -> Decoy {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .expect("bind");
+        socket.listen(8).expect("listen");
+        let listener: std::net::TcpListener = socket.into();
+        let port = listener.local_addr().expect("addr").port();
+        let ours = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (theirs, _) = listener.accept().expect("accept");
+        Decoy {
+            ours,
+            theirs,
+            port,
+            _listener: listener,
+        }
+    }
+
+    /// A stream client connecting from the decoy's port.
+    fn client(&self, server: std::net::SocketAddr) -> std::net::TcpStream {
+        use socket2::{Domain, Socket, Type};
+        use std::io::Read;
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        let from: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket
+            .bind(&from.into())
+            .expect("bind the client to the decoy's port");
+        socket.connect(&server.into()).expect("connect");
+        let mut stream: std::net::TcpStream = socket.into();
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            .expect("request");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).expect("the response head");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        stream
+    }
+
+    /// The program's connection still reads what its peer sends.
+    fn assert_untouched(&mut self) {
+        use std::io::Read;
+        self.theirs.write_all(b"still mine").expect("write");
+        self.ours.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut got = [0u8; 10];
+        self.ours
+            .read_exact(&mut got)
+            .expect("the decoy's reading side was not shut down");
+        assert_eq!(&got, b"still mine");
+    }
+}
+
+#[test]
+fn a_connection_of_the_program_with_the_clients_peer_address_is_not_touched() {
+    let _serial = serial();
+    init_logging();
+    let hub = support::plain_hub().build().expect("hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let mut decoy = Decoy::new();
+    assert_eq!(
+        decoy.ours.peer_addr().expect("peer").port(),
+        decoy.port,
+        "the decoy's peer is the client's address"
+    );
+    let fds = fd_count();
+    let client = decoy.client(server.local_addr());
+    assert!(wait_until(WAIT, || hub.stats().clients == 1));
+    // The stream was released (the client's socket and the server's one)...
+    assert!(
+        wait_until(WAIT, || fd_count() == fds + 2),
+        "descriptors: {} (before the client: {fds})",
+        fd_count()
+    );
+    // ... and the decoy was left alone.
+    decoy.assert_untouched();
+    drop(client);
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn without_the_local_address_an_ambiguous_peer_is_not_released() {
+    let _serial = serial();
+    init_logging();
+    // A tiny_http server of the program's own, handing streams to the hub:
+    // the hub does not know which local address they came in on.
+    let hub = support::plain_hub().build().expect("hub");
+    let http = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
+    let addr = http.server_addr().to_ip().expect("an IP address");
+    let serving = {
+        let http = std::sync::Arc::clone(&http);
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            if let Ok(Some(request)) = http.recv_timeout(WAIT) {
+                hub.serve(request).expect("serve");
+            }
+        })
+    };
+    let mut decoy = Decoy::new();
+    let client = decoy.client(addr);
+    serving.join().expect("the serving thread panicked");
+    assert!(wait_until(WAIT, || hub.stats().clients == 1));
+    // Two connections to that peer address: neither is touched.
+    decoy.assert_untouched();
+    hub.notify("still streaming").expect("notify");
+    drop(client);
+    hub.shutdown().expect("shutdown");
+    http.unblock();
+}

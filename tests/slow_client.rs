@@ -50,7 +50,9 @@ fn small(seq: usize) -> String {
 /// `join`, `progress` counts them as they come.
 struct Reader {
     progress: Arc<AtomicUsize>,
-    thread: thread::JoinHandle<(Vec<ParsedEvent>, Option<End>)>,
+    /// The events, how the stream ended, and the client itself: still
+    /// connected (a client that closes is removed from the hub at once).
+    thread: thread::JoinHandle<(Vec<ParsedEvent>, Option<End>, Client)>,
 }
 
 impl Reader {
@@ -70,7 +72,8 @@ impl Reader {
                     None => break,
                 }
             }
-            (events, client.end())
+            let end = client.end();
+            (events, end, client)
         });
         Reader { progress, thread }
     }
@@ -256,7 +259,7 @@ fn drop_newest_run() -> DropRun {
         }
     }
     reader.wait_for(published + 3);
-    let (reader_events, _) = reader.thread.join().expect("the reader panicked");
+    let (reader_events, _, _reader) = reader.thread.join().expect("the reader panicked");
     let reader_seqs: Vec<usize> = reader_events.iter().map(seq_of).collect();
     assert_eq!(
         reader_seqs,
@@ -490,7 +493,7 @@ fn disconnect_policy_ends_a_stalled_clients_stream_after_what_was_queued() {
     );
     assert_eq!(hub.stats().evicted, 1);
 
-    let (reader_events, _) = reader.thread.join().expect("the reader panicked");
+    let (reader_events, _, _reader) = reader.thread.join().expect("the reader panicked");
     assert_eq!(
         reader_events.iter().map(seq_of).collect::<Vec<_>>(),
         (0..seq).collect::<Vec<_>>()

@@ -1294,6 +1294,16 @@ impl ChildRun {
 /// `sh -c 'ulimit -n <nofile> && exec ...'` when `nofile` is given. Kills it
 /// when it runs past `timeout`.
 pub fn run_child_test(test: &str, nofile: Option<u32>, timeout: Duration) -> ChildRun {
+    run_child_test_with(test, nofile, &[], timeout)
+}
+
+/// [`run_child_test`], with these environment variables set in the child.
+pub fn run_child_test_with(
+    test: &str,
+    nofile: Option<u32>,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> ChildRun {
     use std::process::{Command, Stdio};
     let exe = std::env::current_exe().expect("this test binary's path");
     let mut command = match nofile {
@@ -1320,6 +1330,7 @@ pub fn run_child_test(test: &str, nofile: Option<u32>, timeout: Duration) -> Chi
             command
         }
     };
+    command.envs(env.iter().copied());
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
