@@ -97,6 +97,32 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "--close-check-ms",
+        value: "MS",
+        help: "longest pause between looks for clients that closed (0: off)",
+        apply: |config, value| {
+            let interval = match number(value)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            };
+            config.hub = config.hub.clone().close_check(interval);
+            Ok(())
+        },
+    },
+    Opt {
+        name: "--request-timeout-ms",
+        value: "MS",
+        help: "deadline for a request head or a kept-alive connection's next request (0: none)",
+        apply: |config, value| {
+            let timeout = match number(value)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            };
+            config.hub = config.hub.clone().request_timeout(timeout);
+            Ok(())
+        },
+    },
+    Opt {
         name: "--max-clients",
         value: "N",
         help: "most streams at once; more get 503",

@@ -50,7 +50,10 @@ pub(crate) struct Watched {
 /// the share of one core a list may take (its cost times this factor).
 const SWEEP_MIN: Duration = Duration::from_millis(50);
 const HEADS_MIN: Duration = Duration::from_millis(250);
+const HEADS_MAX: Duration = Duration::from_secs(5);
 const BUDGET_FACTOR: u32 = 100;
+/// For the request deadline alone: 0.5 % of a core.
+const HEADS_BUDGET_FACTOR: u32 = 200;
 /// How often entries of ended streams are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
@@ -97,7 +100,9 @@ mod linux {
     use crossbeam_channel::{Receiver, Sender};
     use rustix::event::{EventfdFlags, epoll, eventfd};
 
-    use super::{BUDGET_FACTOR, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN, Watched};
+    use super::{
+        BUDGET_FACTOR, HEADS_BUDGET_FACTOR, HEADS_MAX, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN, Watched,
+    };
     use crate::hub::{Shared, lock};
     use crate::release::{close_connection, local_matches};
     use crate::sock_diag::{self, Connection, ESTABLISHED, SockDiag, canonical};
@@ -377,11 +382,17 @@ mod linux {
             self.sweep_cost = started.elapsed();
             let budget = self.sweep_cost.saturating_mul(BUDGET_FACTOR);
             let pause = if self.polled.is_empty() {
-                let most = shared
+                // A quarter of the deadline, or longer when a list costs
+                // more than 0.5 % of a core.
+                let quarter = shared
                     .config
                     .request_timeout
                     .map_or(HEADS_MIN, |timeout| (timeout / 4).max(HEADS_MIN));
-                budget.clamp(HEADS_MIN, most)
+                quarter.max(
+                    self.sweep_cost
+                        .saturating_mul(HEADS_BUDGET_FACTOR)
+                        .min(HEADS_MAX),
+                )
             } else {
                 budget.clamp(
                     SWEEP_MIN,
@@ -393,6 +404,12 @@ mod linux {
                 )
             };
             self.next_sweep = Instant::now() + pause;
+            log::trace!(
+                "listed {} connections in {:?}; {} streams looked for; next list in {pause:?}",
+                connections.len(),
+                self.sweep_cost,
+                self.polled.len()
+            );
         }
 
         fn list(&mut self, ports: &[u16]) -> Option<Vec<Connection>> {
