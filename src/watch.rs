@@ -372,10 +372,10 @@ mod linux {
             if any_port || ports.len() > sock_diag::MAX_PORTS {
                 ports.clear();
             }
-            let Some(connections) = self.list(&ports) else {
+            let Some((connections, complete)) = self.list(&ports) else {
                 return;
             };
-            self.look_at_polled(shared, &connections);
+            self.look_at_polled(shared, &connections, complete);
             if let Some(timeout) = shared.config.request_timeout {
                 self.look_at_heads(shared, &connections, timeout);
             }
@@ -412,11 +412,14 @@ mod linux {
             );
         }
 
-        fn list(&mut self, ports: &[u16]) -> Option<Vec<Connection>> {
+        /// The connections on `ports` (all, when empty), and whether the
+        /// list is complete (the kernel's tables did not change while it
+        /// walked them, so a connection missing from it is gone).
+        fn list(&mut self, ports: &[u16]) -> Option<(Vec<Connection>, bool)> {
             let diag = self.diag.as_mut()?;
             let mut connections = Vec::new();
             match diag.connections(ports, &mut connections) {
-                Ok(_) => Some(connections),
+                Ok(complete) => Some((connections, complete)),
                 Err(e) => {
                     log::debug!("sock_diag: {e}");
                     None
@@ -424,7 +427,7 @@ mod linux {
             }
         }
 
-        fn look_at_polled(&mut self, shared: &Shared, connections: &[Connection]) {
+        fn look_at_polled(&mut self, shared: &Shared, connections: &[Connection], complete: bool) {
             if self.polled.is_empty() {
                 return;
             }
@@ -454,13 +457,16 @@ mod linux {
                 {
                     continue;
                 }
-                if !mine.is_empty() || self.missing.contains(&remote) {
+                if !mine.is_empty() || (complete && self.missing.contains(&remote)) {
                     gone(shared, stream);
-                } else {
+                } else if complete {
                     missing.insert(remote);
                 }
             }
-            self.missing = missing;
+            // An incomplete list proves nothing about what it lacks.
+            if complete {
+                self.missing = missing;
+            }
         }
 
         fn look_at_heads(
