@@ -321,9 +321,10 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownClient`] when no client with that id is connected,
-    /// [`Error::Closed`] after shutdown. A client that leaves between this
-    /// check and the hub thread's turn simply does not get the event.
+    /// [`Error::Closed`] after shutdown (whatever the id: shutdown
+    /// disconnects every client), [`Error::UnknownClient`] when no client
+    /// with that id is connected. A client that leaves between this check
+    /// and the hub thread's turn simply does not get the event.
     ///
     /// # Examples
     ///
@@ -337,6 +338,11 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn send_to(&self, client: ClientId, event: &Event) -> Result<(), Error> {
+        // Shutdown empties the client list, so looking the client up first
+        // would call every client unknown once the hub is closed.
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         if !lock(&self.inner.shared.clients).contains_key(&client) {
             return Err(Error::UnknownClient(client.0));
         }
@@ -456,11 +462,12 @@ impl Hub {
     /// # Errors
     ///
     /// Each error has been answered to the client already:
-    /// [`Error::Closed`] after shutdown, [`Error::TooManyClients`] past
-    /// [`HubBuilder::max_clients`], [`Error::Spawn`] when the operating
-    /// system refuses the writer thread (all three `503` with
-    /// `Retry-After`), [`Error::Pipelined`] for a request kept behind a
-    /// stream. Other methods than `GET` return `Ok` once answered.
+    /// [`Error::Closed`] after shutdown, whatever the method,
+    /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`],
+    /// [`Error::Spawn`] when the operating system refuses the writer thread
+    /// (all three `503` with `Retry-After`), [`Error::Pipelined`] for a
+    /// request kept behind a stream. Until shutdown, other methods than
+    /// `GET` return `Ok` once answered.
     ///
     /// # Examples
     ///
@@ -483,12 +490,14 @@ impl Hub {
         let Some(request) = shared.park_if_pipelined(request) else {
             return Err(Error::Pipelined);
         };
-        let Some(request) = crate::server::answer_non_stream(shared, request) else {
-            return Ok(());
-        };
+        // After shutdown nothing is served here, whatever the method: a
+        // `HEAD` answered `200` would tell a health check the stream is up.
         if self.is_closed() {
             return Err(shared.refuse(request, Error::Closed));
         }
+        let Some(request) = crate::server::answer_non_stream(shared, request) else {
+            return Ok(());
+        };
         let open = lock(&shared.streams).len();
         if open >= shared.config.max_clients {
             log::debug!("refusing a client: {open} streams open, the most allowed");
@@ -561,8 +570,16 @@ impl Hub {
     ///
     /// It returns within [`HubBuilder::shutdown_timeout`] plus a fraction of
     /// a second. A second call, or a call after another thread began the
-    /// shutdown, returns at once. Afterwards `notify`, `publish`, `subscribe`
-    /// and `serve` return [`Error::Closed`].
+    /// shutdown, returns `Ok` at once. Afterwards every method that can fail
+    /// returns [`Error::Closed`]: [`notify`](Hub::notify),
+    /// [`publish`](Hub::publish), [`publish_to`](Hub::publish_to),
+    /// [`send_to`](Hub::send_to) (whatever the id),
+    /// [`subscribe`](Hub::subscribe), [`subscribe_with`](Hub::subscribe_with),
+    /// [`serve`](Hub::serve) (which answers `503`, whatever the method) and
+    /// [`ServerBuilder::bind`](crate::ServerBuilder::bind). The counters
+    /// ([`stats`](Hub::stats), [`clients`](Hub::clients),
+    /// [`client_stats`](Hub::client_stats)) stay readable; no client is
+    /// registered any more.
     ///
     /// `tiny_http`'s own connection threads are not ours to join: each ends
     /// when its client closes the connection, which well-behaved clients do
