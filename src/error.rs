@@ -28,9 +28,14 @@ pub enum Error {
     /// The operating system refused to start a thread (the process is out of
     /// threads, memory mappings or memory).
     Spawn(io::Error),
-    /// `shutdown` gave up waiting for some threads after its deadline; they
-    /// are stuck in a blocking write to a client that does not read, and end
-    /// on their own once that write fails.
+    /// `shutdown` gave up waiting for some writer threads at its deadline
+    /// ([`HubBuilder::shutdown_timeout`]): their clients were still taking
+    /// the events queued for them, too slowly to have them all by then (a
+    /// client that stops reading is cut off at once during a shutdown, and
+    /// is not counted). The threads are left to finish on their own: each
+    /// ends its stream once its client has the rest, or once a write fails.
+    ///
+    /// [`HubBuilder::shutdown_timeout`]: crate::HubBuilder::shutdown_timeout
     ShutdownTimeout {
         /// How many writer threads were still running at the deadline.
         threads: usize,

@@ -1082,11 +1082,34 @@ impl FixedEventReader {
         http_version: &str,
         payload_len: usize,
     ) -> io::Result<FixedEventReader> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        FixedEventReader::connect_to(addr, "/events", http_version, payload_len, None)
+    }
+
+    /// Opens `GET <path>` (a query string may say which topics) over
+    /// HTTP/`http_version` and reads the head. With `recv_buffer`, the
+    /// socket's receive buffer is set to that size before it connects,
+    /// which also stops the kernel from growing it.
+    pub fn connect_to(
+        addr: SocketAddr,
+        path: &str,
+        http_version: &str,
+        payload_len: usize,
+        recv_buffer: Option<usize>,
+    ) -> io::Result<FixedEventReader> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+        let mut stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         let request = format!(
-            "GET /events HTTP/{http_version}\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET {path} HTTP/{http_version}\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
         );
         stream.write_all(request.as_bytes())?;
         let reply = read_raw(&mut stream, HEAD_TIMEOUT, |bytes| {
@@ -1154,6 +1177,49 @@ impl FixedEventReader {
                 Ok(n) => {
                     self.take(&piece[..n]);
                     progress.store(self.events(), std::sync::atomic::Ordering::Release);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => self.end = Some(End::Reset),
+                Err(e) => panic!("reading the stream failed: {e}"),
+            }
+        }
+        self.end
+    }
+
+    /// Reads like a slow client: `burst` bytes, then a pause of `pause`
+    /// (the client's pace, not a synchronisation), and again, until `hurry`
+    /// is set, the stream ends, or nothing arrives for `idle`. It never
+    /// takes more than `burst` bytes per `pause`. Stores the number of
+    /// complete events in `progress` as they come. Returns how the stream
+    /// ended, if it did.
+    pub fn read_in_bursts(
+        &mut self,
+        burst: usize,
+        pause: Duration,
+        hurry: &std::sync::atomic::AtomicBool,
+        idle: Duration,
+        progress: &std::sync::atomic::AtomicUsize,
+    ) -> Option<End> {
+        let mut piece = vec![0u8; 64 * 1024];
+        self.stream
+            .set_read_timeout(Some(idle))
+            .expect("set the read timeout");
+        let mut left = burst;
+        while self.end.is_none() && !hurry.load(std::sync::atomic::Ordering::Acquire) {
+            let want = left.min(piece.len());
+            match self.stream.read(&mut piece[..want]) {
+                Ok(0) => self.end = Some(End::Eof),
+                Ok(n) => {
+                    self.take(&piece[..n]);
+                    progress.store(self.events(), std::sync::atomic::Ordering::Release);
+                    left -= n;
+                    if left == 0 {
+                        std::thread::sleep(pause);
+                        left = burst;
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return None;
