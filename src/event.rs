@@ -101,9 +101,23 @@ impl Event {
     }
 
     /// Sets the reconnection time (the `retry:` field, in whole
-    /// milliseconds; sub-millisecond parts are dropped).
+    /// milliseconds; sub-millisecond parts are dropped). Values above 24
+    /// hours are taken as 24 hours, the cap
+    /// [`HubBuilder::retry`](crate::HubBuilder::retry) applies too: a
+    /// larger number is one some clients cannot parse, and ignore.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::Event;
+    /// use std::time::Duration;
+    ///
+    /// let event = Event::new("x").with_retry(Duration::MAX);
+    /// assert_eq!(event.retry(), Some(Duration::from_secs(24 * 60 * 60)));
+    /// assert_eq!(event.to_bytes(), b"retry: 86400000\ndata: x\n\n".to_vec());
+    /// ```
     pub fn with_retry(mut self, retry: Duration) -> Event {
-        self.retry = Some(retry);
+        self.retry = Some(retry.min(RETRY_MAX));
         self
     }
 
@@ -155,7 +169,8 @@ impl Event {
         self.id.as_deref()
     }
 
-    /// The reconnection time, if one was set.
+    /// The reconnection time, if one was set (at most 24 hours: see
+    /// [`with_retry`](Event::with_retry)).
     pub fn retry(&self) -> Option<Duration> {
         self.retry
     }
@@ -217,6 +232,10 @@ impl Event {
         out.push(b'\n');
     }
 }
+
+/// The longest reconnection time sent, by an event or at the start of a
+/// stream: a day.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 const DATA: &str = "data: ";
 const COMMENT: &str = ": ";
@@ -376,7 +395,7 @@ mod tests {
             .unwrap()
             .with_id("1")
             .unwrap()
-            .with_retry(Duration::from_millis(u64::MAX))
+            .with_retry(Duration::MAX)
             .with_comment("c\rd");
         assert!(event.to_bytes().len() <= event.encoded_len());
         assert_eq!(encode_data("a\nb").len(), encoded_lines_len("a\nb", 6) + 1);

@@ -569,7 +569,8 @@ impl Hub {
     /// every thread this crate started for the hub.
     ///
     /// It returns within [`HubBuilder::shutdown_timeout`] plus a fraction of
-    /// a second. A second call, or a call after another thread began the
+    /// a second (a timeout too long for the clock to reach, such as
+    /// `Duration::MAX`, is no deadline: it waits for every stream to end). A second call, or a call after another thread began the
     /// shutdown, returns `Ok` at once. Afterwards every method that can fail
     /// returns [`Error::Closed`]: [`notify`](Hub::notify),
     /// [`publish`](Hub::publish), [`publish_to`](Hub::publish_to),
@@ -723,7 +724,8 @@ impl Inner {
             return Ok(());
         }
         let started = *self.closing_since.get_or_init(Instant::now);
-        let deadline = started + self.shared.config.shutdown_timeout;
+        // A timeout too long to add to an `Instant` means no deadline.
+        let deadline = started.checked_add(self.shared.config.shutdown_timeout);
         log::debug!("hub shutting down");
 
         let acceptors = std::mem::take(&mut *lock(&self.acceptors));
@@ -753,10 +755,15 @@ impl Inner {
         };
         // Every writer drops its `alive` sender as the last thing it does,
         // so a disconnect here means every handle joins at once.
-        let all_ended = matches!(
-            self.alive_rx.recv_deadline(deadline),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
-        );
+        let all_ended = match deadline {
+            Some(deadline) => matches!(
+                self.alive_rx.recv_deadline(deadline),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+            ),
+            // Nothing is ever sent on this channel: `recv` returns once
+            // every writer has dropped its sender.
+            None => self.alive_rx.recv().is_err(),
+        };
         let mut stuck = 0;
         for handle in handles {
             if all_ended || handle.is_finished() {
