@@ -23,6 +23,15 @@ pub enum Error {
         /// The character class that made it invalid.
         reason: &'static str,
     },
+    /// An event name or id was set on a comment ([`Event::comment`]). A
+    /// comment is sent without the blank line that ends an event, so the
+    /// field would become part of the next event.
+    ///
+    /// [`Event::comment`]: crate::Event::comment
+    CommentField {
+        /// The field that was refused: `"event"` or `"id"`.
+        field: &'static str,
+    },
     /// Binding or preparing the listening socket failed.
     Bind(io::Error),
     /// The operating system refused to start a thread (the process is out of
@@ -67,6 +76,9 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the hub is shut down"),
             Error::InvalidField { field, reason } => {
                 write!(f, "invalid event {field} field: it contains {reason}")
+            }
+            Error::CommentField { field } => {
+                write!(f, "a comment cannot carry an {field} field")
             }
             Error::Bind(e) => write!(f, "could not bind the listening socket: {e}"),
             Error::Spawn(e) => write!(f, "could not start a thread: {e}"),

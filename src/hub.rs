@@ -279,7 +279,7 @@ impl Hub {
     /// ```
     pub fn publish(&self, event: &Event) -> Result<(), Error> {
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::All,
         })
@@ -311,7 +311,7 @@ impl Hub {
     /// ```
     pub fn publish_to(&self, topic: &str, event: &Event) -> Result<(), Error> {
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::Topic(Arc::from(topic)),
         })
@@ -347,7 +347,7 @@ impl Hub {
             return Err(Error::UnknownClient(client.0));
         }
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::Client(client),
         })
@@ -360,12 +360,13 @@ impl Hub {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sender = sender.as_ref().ok_or(Error::Closed)?;
+        let events = outgoing.frame.events() as u64;
         sender.send(outgoing).map_err(|_| Error::Closed)?;
         self.inner
             .shared
             .counters
             .published
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(events, Ordering::Relaxed);
         Ok(())
     }
 
