@@ -842,7 +842,6 @@ impl Client {
     }
 }
 
-/// A TCP connection to `addr` with a write timeout, for raw requests.
 /// One read from `stream`, waiting until `deadline` at most (and at least
 /// 1 ms); `None` once the deadline has passed.
 fn read_before(
@@ -860,6 +859,7 @@ fn read_before(
     Some(stream.read(buf))
 }
 
+/// A TCP connection to `addr` with a write timeout, for raw requests.
 pub fn raw_connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream.set_nodelay(true).expect("TCP_NODELAY");
