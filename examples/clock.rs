@@ -10,13 +10,19 @@
 //! `/events` is the stream. A plain thread publishes one `tick` event a
 //! second. Ctrl-C (or SIGTERM) stops the ticker, shuts the server down and
 //! exits 0.
+//!
+//! The hub keeps its defaults. In particular each stream starts with a
+//! `retry:` line of 3 to 5 seconds, drawn for each browser, so that after a
+//! restart the browsers come back spread over two seconds rather than all
+//! in the same instant. The ticks carry no `retry:` of their own: one would
+//! replace every browser's drawn value with the same one.
 
 use std::error::Error;
 use std::process::ExitCode;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sse_server::crossbeam_channel::{self, Receiver, RecvTimeoutError};
+use sse_server::crossbeam_channel::{self, Receiver, RecvTimeoutError, Sender};
 use sse_server::tiny_http::{Header, Method, Request, Response};
 use sse_server::{Event, Hub, Server};
 
@@ -129,32 +135,57 @@ fn run(addr: &str) -> Result<(), Box<dyn Error>> {
         let _ = signal_tx.try_send(());
     })?;
 
-    let hub = Hub::new()?;
-    let server = Server::builder(&hub).fallback(route).bind(addr)?;
+    let clock = Clock::start(addr)?;
     println!(
         "clock: open http://{}/ in a browser (Ctrl-C to stop)",
-        server.local_addr()
+        clock.server.local_addr()
     );
-
-    // Dropping `stop_tx` tells the ticker to stop.
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-    let ticker = thread::Builder::new().name("ticker".into()).spawn({
-        let hub = hub.clone();
-        move || tick(&hub, &stop_rx)
-    })?;
 
     let _ = signal_rx.recv();
     log::info!(
         "stopping ({} client(s) connected)",
-        server.hub().stats().clients
+        clock.server.hub().stats().clients
     );
-    drop(stop_tx);
-    if ticker.join().is_err() {
-        log::error!("the ticker thread panicked");
-    }
-    server.shutdown()?;
+    clock.stop()?;
     println!("clock: stopped");
     Ok(())
+}
+
+/// The server and the thread that publishes the ticks.
+struct Clock {
+    server: Server,
+    /// Dropping it tells the ticker to stop.
+    stop_tx: Sender<()>,
+    ticker: JoinHandle<()>,
+}
+
+impl Clock {
+    /// Serves the page and the stream on `addr` and starts ticking.
+    fn start(addr: &str) -> Result<Clock, Box<dyn Error>> {
+        // The defaults: replay history, keep-alives, and a jittered `retry:`
+        // at the start of each stream.
+        let hub = Hub::new()?;
+        let server = Server::builder(&hub).fallback(route).bind(addr)?;
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let ticker = thread::Builder::new()
+            .name("ticker".into())
+            .spawn(move || tick(&hub, &stop_rx))?;
+        Ok(Clock {
+            server,
+            stop_tx,
+            ticker,
+        })
+    }
+
+    /// Stops the ticker, then ends every stream and joins the server's
+    /// threads.
+    fn stop(self) -> Result<(), sse_server::Error> {
+        drop(self.stop_tx);
+        if self.ticker.join().is_err() {
+            log::error!("the ticker thread panicked");
+        }
+        self.server.shutdown()
+    }
 }
 
 /// Answers everything that is not `/events`: the page at `/`, 404 elsewhere.
@@ -188,9 +219,7 @@ fn tick(hub: &Hub, stop: &Receiver<()>) {
         let event = Event::new(utc_hms(now.as_secs()))
             .with_event("tick")
             .and_then(|event| event.with_id(now.as_secs().to_string()))
-            .expect("a plain name and a number are valid fields")
-            // Tells a browser that lost the stream to try again after 2 s.
-            .with_retry(Duration::from_secs(2));
+            .expect("a plain name and a number are valid fields");
         if hub.publish(&event).is_err() {
             return; // shut down
         }
@@ -212,4 +241,83 @@ fn utc_hms(unix_secs: u64) -> String {
         of_day % 3600 / 60,
         of_day % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    /// The stream starts with the hub's jittered `retry:` (3 to 5 s), and the
+    /// ticks carry no `retry:` that would replace it.
+    #[test]
+    fn ticks_leave_the_jittered_retry_alone() {
+        let clock = Clock::start("127.0.0.1:0").expect("start the clock");
+        let addr = clock.server.local_addr();
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        // HTTP/1.0: the body comes without chunk framing.
+        let request = format!("GET /events HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .expect("send the request");
+
+        // Read until a whole tick has arrived (one a second), at most 10 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut bytes = Vec::new();
+        let mut piece = [0u8; 4096];
+        let body = loop {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some((_, body)) = text.split_once("\r\n\r\n")
+                && body
+                    .find("event: tick\n")
+                    .is_some_and(|at| body[at..].contains("\n\n"))
+            {
+                break body.to_owned();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no tick within 10 s; got {text:?}");
+            stream
+                .set_read_timeout(Some(left))
+                .expect("set the read timeout");
+            match stream.read(&mut piece) {
+                Ok(0) => panic!("the stream ended; got {text:?}"),
+                Ok(n) => bytes.extend_from_slice(&piece[..n]),
+                Err(e) => panic!("reading the stream failed: {e}; got {text:?}"),
+            }
+        };
+
+        let (first, rest) = body.split_once('\n').expect("a first line");
+        let retry: u64 = first
+            .strip_prefix("retry: ")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("the stream starts with a retry line: {body:?}"));
+        assert!(
+            (3000..=5000).contains(&retry),
+            "retry {retry} within 3000..=5000"
+        );
+        assert!(
+            !rest.contains("retry:"),
+            "a tick carries no retry: {body:?}"
+        );
+        let tick = &rest[rest.find("event: tick\n").expect("a tick")..];
+        let lines: Vec<&str> = tick.lines().take(3).collect();
+        assert_eq!(lines[0], "event: tick");
+        assert!(
+            lines[1]
+                .strip_prefix("id: ")
+                .is_some_and(|id| id.parse::<u64>().is_ok()),
+            "{tick:?}"
+        );
+        assert!(
+            lines[2]
+                .strip_prefix("data: ")
+                .is_some_and(|time| time.len() == 8),
+            "{tick:?}"
+        );
+
+        clock.stop().expect("stop the clock");
+    }
 }

@@ -130,8 +130,10 @@ impl HubBuilder {
     /// a word (a dead network path) is noticed: the write fails, or stalls
     /// until [`write_timeout`](HubBuilder::write_timeout). A client that
     /// closes or resets its connection is noticed sooner, see
-    /// [`close_check`](HubBuilder::close_check). `None` turns keep-alives off; a
-    /// zero duration is treated as one millisecond.
+    /// [`close_check`](HubBuilder::close_check). `None` turns keep-alives
+    /// off; a zero duration is treated as one millisecond. Any longer
+    /// duration is taken as it is: one too long for the clock to reach
+    /// (such as `Duration::MAX`) never fires, like `None`.
     ///
     /// Defaults to 15 seconds.
     pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
@@ -153,7 +155,10 @@ impl HubBuilder {
     /// `TCP_USER_TIMEOUT` from its listening socket; a connection from a
     /// `tiny_http` server of the caller's has no socket timeout, so there a
     /// stalled write waits for the kernel. Values below 1 ms are raised to
-    /// 1 ms.
+    /// 1 ms. Any longer value is taken as it is (`Duration::MAX` means a
+    /// client that stops reading is never cut off by the writer), but the
+    /// kernel's timeout, twice it and a second, stops at about 24.8 days,
+    /// the most Linux accepts.
     ///
     /// Defaults to 30 seconds.
     ///
@@ -168,6 +173,13 @@ impl HubBuilder {
     /// queued for them and end. Streams whose client stops reading are cut
     /// off at once during a shutdown, so this deadline is only reached when
     /// a client reads, but too slowly to take its backlog in time.
+    ///
+    /// A zero timeout does not wait for the streams: those not yet ended
+    /// are counted in [`Error::ShutdownTimeout`] and end on their own. A
+    /// timeout too long for the clock to reach (such as `Duration::MAX`)
+    /// means no deadline: the shutdown waits until every stream has ended.
+    /// The same deadline holds when the hub shuts down because it was
+    /// dropped.
     ///
     /// Defaults to 5 seconds.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -217,7 +229,11 @@ impl HubBuilder {
     /// hub's events from 1. A publisher's own ids are kept as they are.
     /// `events` or `bytes` of 0 turns the history and automatic ids off. A
     /// single event larger than `bytes` is not kept, and ends replay across
-    /// it.
+    /// it. A zero `max_age` lets each event expire as soon as any time has
+    /// passed: there is nothing to replay, and a client that reconnects
+    /// having missed events gets the gap event (events still get automatic
+    /// ids). A `max_age` too long for the clock to reach (such as
+    /// `Duration::MAX`) is no age limit.
     ///
     /// Defaults to 1,000 events, 1 MiB, 5 minutes.
     pub fn history(mut self, events: usize, bytes: usize, max_age: Option<Duration>) -> Self {
@@ -232,7 +248,10 @@ impl HubBuilder {
     /// client, uniformly from 0 to `jitter` inclusive, so that after a
     /// restart the browsers do not all come back in the same millisecond.
     /// `None` sends no `retry:` line (browsers then wait their own default,
-    /// about 3 s in most). The value sent is capped at 24 hours.
+    /// about 3 s in most). The value sent is capped at 24 hours, so any
+    /// `retry` and `jitter` will do, up to `Duration::MAX`; sub-millisecond
+    /// parts are dropped. A zero `retry` and `jitter` send `retry: 0`:
+    /// clients reconnect at once.
     ///
     /// Defaults to 3 seconds with 2 seconds of jitter: each client waits
     /// 3 to 5 seconds.
@@ -315,6 +334,8 @@ impl HubBuilder {
     ///
     /// Defaults to 500 ms.
     pub fn close_check(mut self, interval: Option<Duration>) -> Self {
+        // Longer values are taken as they are: a list every `interval` at
+        // the least, more often when lists are cheap.
         self.close_check = interval.map(|d| d.max(Duration::from_millis(50)));
         self
     }
@@ -332,9 +353,9 @@ impl HubBuilder {
     /// lists the server's connections every quarter of this (every
     /// 250 ms at the most often), or less often when a list costs more than
     /// 0.5 % of a core (a list costs about 1.7 µs per connection, streams
-    /// included: every 3.2 s with 10,000 streams, at most every 5 s), so a
-    /// connection is closed between this and this plus one such interval
-    /// after its last request. It needs Linux with
+    /// included: every 3.2 s with 10,000 streams), and at least every 5 s,
+    /// so a connection is closed between this and this plus one such
+    /// interval after its last request. It needs Linux with
     /// `pidfd_getfd` (5.6 and later, not refused by a seccomp filter) and
     /// `sock_diag`; elsewhere, and for requests handed to
     /// [`Hub::serve`] by a `tiny_http` server of the caller's, nothing

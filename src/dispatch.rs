@@ -249,8 +249,13 @@ impl HubThread {
     }
 
     /// Numbers an event, gives it an id if it needs one, and keeps it in the
-    /// history.
+    /// history. A comment (a frame of no events) is none of that: an id
+    /// would make it a block with an id and no data, which some clients
+    /// report as an empty message.
     fn admit(&mut self, outgoing: Outgoing) -> Frame {
+        if outgoing.frame.events() == 0 {
+            return outgoing.frame;
+        }
         self.last_seq += 1;
         let seq = self.last_seq;
         if !self.history.enabled() {

@@ -23,14 +23,28 @@ pub enum Error {
         /// The character class that made it invalid.
         reason: &'static str,
     },
+    /// An event name or id was set on a comment ([`Event::comment`]). A
+    /// comment is sent without the blank line that ends an event, so the
+    /// field would become part of the next event.
+    ///
+    /// [`Event::comment`]: crate::Event::comment
+    CommentField {
+        /// The field that was refused: `"event"` or `"id"`.
+        field: &'static str,
+    },
     /// Binding or preparing the listening socket failed.
     Bind(io::Error),
     /// The operating system refused to start a thread (the process is out of
     /// threads, memory mappings or memory).
     Spawn(io::Error),
-    /// `shutdown` gave up waiting for some threads after its deadline; they
-    /// are stuck in a blocking write to a client that does not read, and end
-    /// on their own once that write fails.
+    /// `shutdown` gave up waiting for some writer threads at its deadline
+    /// ([`HubBuilder::shutdown_timeout`]): their clients were still taking
+    /// the events queued for them, too slowly to have them all by then (a
+    /// client that stops reading is cut off at once during a shutdown, and
+    /// is not counted). The threads are left to finish on their own: each
+    /// ends its stream once its client has the rest, or once a write fails.
+    ///
+    /// [`HubBuilder::shutdown_timeout`]: crate::HubBuilder::shutdown_timeout
     ShutdownTimeout {
         /// How many writer threads were still running at the deadline.
         threads: usize,
@@ -62,6 +76,9 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the hub is shut down"),
             Error::InvalidField { field, reason } => {
                 write!(f, "invalid event {field} field: it contains {reason}")
+            }
+            Error::CommentField { field } => {
+                write!(f, "a comment cannot carry an {field} field")
             }
             Error::Bind(e) => write!(f, "could not bind the listening socket: {e}"),
             Error::Spawn(e) => write!(f, "could not start a thread: {e}"),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::Error;
 
 /// One server-sent event: data, and optionally an event name, an id, a
-/// reconnection time and a comment.
+/// reconnection time and a comment; or a comment alone
+/// ([`Event::comment`]).
 ///
 /// Data and comments may hold any text: they are split on every line break
 /// the event-stream format knows (CRLF, LF and a lone CR) and sent as one
@@ -45,6 +46,8 @@ pub struct Event {
     id: Option<String>,
     retry: Option<Duration>,
     comment: Option<String>,
+    /// Made by [`Event::comment`]: no data, so no blank line.
+    comment_only: bool,
 }
 
 impl Event {
@@ -57,13 +60,64 @@ impl Event {
         }
     }
 
+    /// A comment alone, with no data: `: ` lines that every client ignores,
+    /// for a marker to find when reading a stream by eye, or a heartbeat of
+    /// the program's own. The text is split on line breaks like data.
+    ///
+    /// A comment is sent without the blank line that ends an event: some
+    /// clients (httpx-sse) report a block with no data line as an empty
+    /// message once an event id has been seen, while comment lines with no
+    /// blank line after them are invisible to every client, and the next
+    /// event's lines simply follow them.
+    ///
+    /// A comment is not an event: it gets no automatic id, is not kept for
+    /// replay, and is counted nowhere ([`Stats::published`], `queued`,
+    /// `dropped`, [`ClientStats::delivered`]; its [`Frame`] holds 0
+    /// events). Otherwise it travels like one: [`Hub::publish`],
+    /// [`Hub::publish_to`] and [`Hub::send_to`] take it, and a client whose
+    /// queue is full misses it. It may carry a reconnection time
+    /// ([`with_retry`](Event::with_retry)), sent after the comment lines
+    /// and applied by clients at once, but no event name or id: with no
+    /// blank line after them, those would belong to the next event.
+    ///
+    /// [`Stats::published`]: crate::Stats::published
+    /// [`ClientStats::delivered`]: crate::ClientStats::delivered
+    /// [`Hub::publish`]: crate::Hub::publish
+    /// [`Hub::publish_to`]: crate::Hub::publish_to
+    /// [`Hub::send_to`]: crate::Hub::send_to
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::{Error, Event};
+    ///
+    /// let marker = Event::comment("checkpoint 7\nall good");
+    /// assert_eq!(marker.to_bytes(), b": checkpoint 7\n: all good\n".to_vec());
+    /// assert!(marker.is_comment());
+    /// assert!(matches!(
+    ///     Event::comment("x").with_id("1"),
+    ///     Err(Error::CommentField { field: "id" })
+    /// ));
+    /// ```
+    pub fn comment(text: impl Into<String>) -> Event {
+        Event {
+            comment: Some(text.into()),
+            comment_only: true,
+            ..Event::default()
+        }
+    }
+
     /// Sets the event name (the `event:` field; browsers dispatch it to
     /// `addEventListener(name, ..)` instead of `onmessage`).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidField`] when `name` contains CR or LF.
+    /// [`Error::InvalidField`] when `name` contains CR or LF,
+    /// [`Error::CommentField`] on a comment ([`Event::comment`]).
     pub fn with_event(mut self, name: impl Into<String>) -> Result<Event, Error> {
+        if self.comment_only {
+            return Err(Error::CommentField { field: "event" });
+        }
         let name = name.into();
         if name.contains(['\r', '\n']) {
             return Err(Error::InvalidField {
@@ -81,8 +135,12 @@ impl Event {
     /// # Errors
     ///
     /// [`Error::InvalidField`] when `id` contains CR, LF or NUL (the
-    /// event-stream format ignores an id with NUL in it).
+    /// event-stream format ignores an id with NUL in it),
+    /// [`Error::CommentField`] on a comment ([`Event::comment`]).
     pub fn with_id(mut self, id: impl Into<String>) -> Result<Event, Error> {
+        if self.comment_only {
+            return Err(Error::CommentField { field: "id" });
+        }
         let id = id.into();
         if id.contains(['\r', '\n']) {
             return Err(Error::InvalidField {
@@ -101,14 +159,29 @@ impl Event {
     }
 
     /// Sets the reconnection time (the `retry:` field, in whole
-    /// milliseconds; sub-millisecond parts are dropped).
+    /// milliseconds; sub-millisecond parts are dropped). Values above 24
+    /// hours are taken as 24 hours, the cap
+    /// [`HubBuilder::retry`](crate::HubBuilder::retry) applies too: a
+    /// larger number is one some clients cannot parse, and ignore.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::Event;
+    /// use std::time::Duration;
+    ///
+    /// let event = Event::new("x").with_retry(Duration::MAX);
+    /// assert_eq!(event.retry(), Some(Duration::from_secs(24 * 60 * 60)));
+    /// assert_eq!(event.to_bytes(), b"retry: 86400000\ndata: x\n\n".to_vec());
+    /// ```
     pub fn with_retry(mut self, retry: Duration) -> Event {
-        self.retry = Some(retry);
+        self.retry = Some(retry.min(RETRY_MAX));
         self
     }
 
     /// Adds a comment, sent as `:` lines before the fields. Clients ignore
-    /// comments; they are useful for debugging a stream by eye.
+    /// comments; they are useful for debugging a stream by eye. On a
+    /// comment ([`Event::comment`]) it replaces the text.
     pub fn with_comment(mut self, comment: impl Into<String>) -> Event {
         self.comment = Some(comment.into());
         self
@@ -140,7 +213,7 @@ impl Event {
             .map_err(Error::Json)
     }
 
-    /// The event's data.
+    /// The event's data (empty for a comment).
     pub fn data(&self) -> &str {
         &self.data
     }
@@ -155,18 +228,28 @@ impl Event {
         self.id.as_deref()
     }
 
-    /// The reconnection time, if one was set.
+    /// The reconnection time, if one was set (at most 24 hours: see
+    /// [`with_retry`](Event::with_retry)).
     pub fn retry(&self) -> Option<Duration> {
         self.retry
     }
 
-    /// The comment, if one was set.
-    pub fn comment(&self) -> Option<&str> {
+    /// The comment, if one was set: the text of [`Event::comment`] or of
+    /// [`with_comment`](Event::with_comment). (Not `comment()`: that name
+    /// makes a comment.)
+    pub fn comment_text(&self) -> Option<&str> {
         self.comment.as_deref()
     }
 
+    /// True for a comment made with [`Event::comment`]: no data, not an
+    /// event to clients.
+    pub fn is_comment(&self) -> bool {
+        self.comment_only
+    }
+
     /// The event in the event-stream wire format, ending with the blank line
-    /// that dispatches it.
+    /// that dispatches it; for a comment ([`Event::comment`]), its `:` lines
+    /// (and `retry:` line) with no blank line.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         self.encode_into(&mut out);
@@ -174,7 +257,10 @@ impl Event {
     }
 
     fn encoded_len(&self) -> usize {
-        let mut len = encoded_lines_len(&self.data, DATA.len()) + 1;
+        let mut len = 0;
+        if !self.comment_only {
+            len += encoded_lines_len(&self.data, DATA.len()) + 1;
+        }
         if let Some(comment) = &self.comment {
             len += encoded_lines_len(comment, COMMENT.len());
         }
@@ -192,6 +278,12 @@ impl Event {
 
     pub(crate) fn custom_id(&self) -> Option<std::sync::Arc<str>> {
         self.id.as_deref().map(std::sync::Arc::from)
+    }
+
+    /// The event as a frame of its own: a comment is no event, so its frame
+    /// holds none.
+    pub(crate) fn to_frame(&self) -> Frame {
+        Frame::new(self.to_bytes(), u32::from(!self.comment_only))
     }
 
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
@@ -213,10 +305,17 @@ impl Event {
             out.extend_from_slice(retry.as_millis().to_string().as_bytes());
             out.push(b'\n');
         }
-        encode_lines(out, DATA, &self.data);
-        out.push(b'\n');
+        // A comment ends without a blank line: see `Event::comment`.
+        if !self.comment_only {
+            encode_lines(out, DATA, &self.data);
+            out.push(b'\n');
+        }
     }
 }
+
+/// The longest reconnection time sent, by an event or at the start of a
+/// stream: a day.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 const DATA: &str = "data: ";
 const COMMENT: &str = ": ";
@@ -336,7 +435,8 @@ impl Frame {
         &self.0.bytes
     }
 
-    /// How many events the frame holds.
+    /// How many events the frame holds. Comments ([`Event::comment`]) and
+    /// the gap events that tell a client it missed events are not counted.
     pub fn events(&self) -> usize {
         self.0.events as usize
     }
@@ -376,9 +476,45 @@ mod tests {
             .unwrap()
             .with_id("1")
             .unwrap()
-            .with_retry(Duration::from_millis(u64::MAX))
+            .with_retry(Duration::MAX)
             .with_comment("c\rd");
         assert!(event.to_bytes().len() <= event.encoded_len());
         assert_eq!(encode_data("a\nb").len(), encoded_lines_len("a\nb", 6) + 1);
+        let comment = Event::comment("c\r\nd").with_retry(Duration::MAX);
+        assert!(comment.to_bytes().len() <= comment.encoded_len());
+    }
+
+    #[test]
+    fn a_comment_is_comment_lines_and_no_blank_line() {
+        assert_eq!(Event::comment("").to_bytes(), b":\n");
+        assert_eq!(
+            Event::comment("a\r\nb\rc\n").to_bytes(),
+            b": a\n: b\n: c\n:\n"
+        );
+        assert_eq!(
+            Event::comment(" x")
+                .with_retry(Duration::from_millis(1500))
+                .to_bytes(),
+            b":  x\nretry: 1500\n"
+        );
+        assert_eq!(
+            Event::comment("old").with_comment("new").to_bytes(),
+            b": new\n"
+        );
+        let comment = Event::comment("c");
+        assert!(comment.is_comment());
+        assert_eq!(comment.data(), "");
+        assert_eq!(comment.comment_text(), Some("c"));
+        assert_eq!(comment.to_frame().events(), 0);
+        assert_eq!(Event::new("").to_frame().events(), 1);
+        assert!(!Event::default().is_comment());
+        assert!(matches!(
+            Event::comment("c").with_event("e"),
+            Err(Error::CommentField { field: "event" })
+        ));
+        assert!(matches!(
+            Event::comment("c").with_id("1"),
+            Err(Error::CommentField { field: "id" })
+        ));
     }
 }

@@ -299,7 +299,7 @@ impl Hub {
     /// ```
     pub fn publish(&self, event: &Event) -> Result<(), Error> {
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::All,
         })
@@ -331,7 +331,7 @@ impl Hub {
     /// ```
     pub fn publish_to(&self, topic: &str, event: &Event) -> Result<(), Error> {
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::Topic(Arc::from(topic)),
         })
@@ -341,9 +341,10 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownClient`] when no client with that id is connected,
-    /// [`Error::Closed`] after shutdown. A client that leaves between this
-    /// check and the hub thread's turn simply does not get the event.
+    /// [`Error::Closed`] after shutdown (whatever the id: shutdown
+    /// disconnects every client), [`Error::UnknownClient`] when no client
+    /// with that id is connected. A client that leaves between this check
+    /// and the hub thread's turn simply does not get the event.
     ///
     /// # Examples
     ///
@@ -357,11 +358,16 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn send_to(&self, client: ClientId, event: &Event) -> Result<(), Error> {
+        // Shutdown empties the client list, so looking the client up first
+        // would call every client unknown once the hub is closed.
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         if !lock(&self.inner.shared.clients).contains_key(&client) {
             return Err(Error::UnknownClient(client.0));
         }
         self.send(Outgoing {
-            frame: Frame::new(event.to_bytes(), 1),
+            frame: event.to_frame(),
             custom_id: event.custom_id(),
             route: Route::Client(client),
         })
@@ -374,12 +380,13 @@ impl Hub {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sender = sender.as_ref().ok_or(Error::Closed)?;
+        let events = outgoing.frame.events() as u64;
         sender.send(outgoing).map_err(|_| Error::Closed)?;
         self.inner
             .shared
             .counters
             .published
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(events, Ordering::Relaxed);
         Ok(())
     }
 
@@ -476,11 +483,12 @@ impl Hub {
     /// # Errors
     ///
     /// Each error has been answered to the client already:
-    /// [`Error::Closed`] after shutdown, [`Error::TooManyClients`] past
-    /// [`HubBuilder::max_clients`], [`Error::Spawn`] when the operating
-    /// system refuses the writer thread (all three `503` with
-    /// `Retry-After`), [`Error::Pipelined`] for a request kept behind a
-    /// stream. Other methods than `GET` return `Ok` once answered.
+    /// [`Error::Closed`] after shutdown, whatever the method,
+    /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`],
+    /// [`Error::Spawn`] when the operating system refuses the writer thread
+    /// (all three `503` with `Retry-After`), [`Error::Pipelined`] for a
+    /// request kept behind a stream. Until shutdown, other methods than
+    /// `GET` return `Ok` once answered.
     ///
     /// # Examples
     ///
@@ -513,12 +521,14 @@ impl Hub {
         let Some(request) = shared.park_if_pipelined(request) else {
             return Err(Error::Pipelined);
         };
-        let Some(request) = crate::server::answer_non_stream(shared, request) else {
-            return Ok(());
-        };
+        // After shutdown nothing is served here, whatever the method: a
+        // `HEAD` answered `200` would tell a health check the stream is up.
         if self.is_closed() {
             return Err(shared.refuse(request, Error::Closed));
         }
+        let Some(request) = crate::server::answer_non_stream(shared, request) else {
+            return Ok(());
+        };
         let open = lock(&shared.streams).len();
         if open >= shared.config.max_clients {
             log::debug!("refusing a client: {open} streams open, the most allowed");
@@ -609,9 +619,18 @@ impl Hub {
     /// every thread this crate started for the hub.
     ///
     /// It returns within [`HubBuilder::shutdown_timeout`] plus a fraction of
-    /// a second. A second call, or a call after another thread began the
-    /// shutdown, returns at once. Afterwards `notify`, `publish`, `subscribe`
-    /// and `serve` return [`Error::Closed`].
+    /// a second (a timeout too long for the clock to reach, such as
+    /// `Duration::MAX`, is no deadline: it waits for every stream to end). A second call, or a call after another thread began the
+    /// shutdown, returns `Ok` at once. Afterwards every method that can fail
+    /// returns [`Error::Closed`]: [`notify`](Hub::notify),
+    /// [`publish`](Hub::publish), [`publish_to`](Hub::publish_to),
+    /// [`send_to`](Hub::send_to) (whatever the id),
+    /// [`subscribe`](Hub::subscribe), [`subscribe_with`](Hub::subscribe_with),
+    /// [`serve`](Hub::serve) (which answers `503`, whatever the method) and
+    /// [`ServerBuilder::bind`](crate::ServerBuilder::bind). The counters
+    /// ([`stats`](Hub::stats), [`clients`](Hub::clients),
+    /// [`client_stats`](Hub::client_stats)) stay readable; no client is
+    /// registered any more.
     ///
     /// `tiny_http`'s own connection threads are not ours to join: each ends
     /// when its client closes the connection, which well-behaved clients do
@@ -775,7 +794,8 @@ impl Inner {
             return Ok(());
         }
         let started = *self.closing_since.get_or_init(Instant::now);
-        let deadline = started + self.shared.config.shutdown_timeout;
+        // A timeout too long to add to an `Instant` means no deadline.
+        let deadline = started.checked_add(self.shared.config.shutdown_timeout);
         log::debug!("hub shutting down");
 
         let acceptors = std::mem::take(&mut *lock(&self.acceptors));
@@ -813,10 +833,15 @@ impl Inner {
         };
         // Every writer drops its `alive` sender as the last thing it does,
         // so a disconnect here means every handle joins at once.
-        let all_ended = matches!(
-            self.alive_rx.recv_deadline(deadline),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
-        );
+        let all_ended = match deadline {
+            Some(deadline) => matches!(
+                self.alive_rx.recv_deadline(deadline),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+            ),
+            // Nothing is ever sent on this channel: `recv` returns once
+            // every writer has dropped its sender.
+            None => self.alive_rx.recv().is_err(),
+        };
         let mut stuck = 0;
         for handle in handles {
             if all_ended || handle.is_finished() {

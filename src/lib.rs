@@ -63,8 +63,8 @@
 //! [`Hub::shutdown`] (also [`Server::shutdown`], and dropping the server or
 //! the last hub handle) stops accepting, delivers the events already
 //! published, ends every stream cleanly and joins the threads it started,
-//! within [`HubBuilder::shutdown_timeout`]. Afterwards every call returns
-//! [`Error::Closed`].
+//! within [`HubBuilder::shutdown_timeout`]. Afterwards every call that can
+//! fail returns [`Error::Closed`] (and [`Hub::serve`] answers `503`).
 //!
 //! # Logging
 //!

@@ -588,10 +588,21 @@ fn listen(addr: SocketAddr, write_timeout: Duration) -> std::io::Result<TcpListe
     // for a peer that vanished while the little sent to it (keep-alives)
     // never filled the buffers.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.set_tcp_user_timeout(Some(write_timeout * 2 + Duration::from_secs(1)))?;
+    socket.set_tcp_user_timeout(Some(user_timeout(write_timeout)))?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+/// The `TCP_USER_TIMEOUT` that goes with `write_timeout`: twice it and a
+/// second, saturating rather than overflowing, and at most what the kernel
+/// takes (a C `int` of milliseconds, about 24.8 days; more is `EINVAL`).
+fn user_timeout(write_timeout: Duration) -> Duration {
+    const KERNEL_MAX: Duration = Duration::from_millis(i32::MAX as u64);
+    write_timeout
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(1))
+        .min(KERNEL_MAX)
 }
 
 fn tiny_http_server(listener: &TcpListener) -> std::io::Result<(tiny_http::Server, AcceptWatch)> {
@@ -643,5 +654,25 @@ impl AcceptWatch {
             (Some(path), Some(target)) => std::fs::read_link(path).ok().as_ref() == Some(target),
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_timeout_saturates_and_fits_the_kernel() {
+        assert_eq!(
+            user_timeout(Duration::from_secs(30)),
+            Duration::from_secs(61)
+        );
+        assert_eq!(
+            user_timeout(Duration::from_millis(1)),
+            Duration::from_millis(1002)
+        );
+        let most = Duration::from_millis(i32::MAX as u64);
+        assert_eq!(user_timeout(Duration::MAX), most);
+        assert_eq!(user_timeout(most), most);
     }
 }

@@ -12,6 +12,8 @@ pub struct Stats {
     /// Clients connected now: event streams and subscriptions.
     pub clients: usize,
     /// Events accepted by `notify`, `publish`, `publish_to` and `send_to`.
+    /// Comments ([`Event::comment`](crate::Event::comment)) are not events,
+    /// and are counted here no more than in the other counts of events.
     pub published: u64,
     /// Event deliveries put into clients' queues (one event queued for ten
     /// clients counts ten).

@@ -201,8 +201,8 @@ Connection: close\r\n",
     head
 }
 
-/// The longest reconnection time a stream announces: a day.
-const RETRY_MAX_MS: u128 = 24 * 60 * 60 * 1000;
+/// The longest reconnection time a stream announces, in milliseconds.
+const RETRY_MAX_MS: u128 = crate::event::RETRY_MAX.as_millis();
 
 fn nanos() -> u64 {
     std::time::SystemTime::now()

@@ -128,6 +128,9 @@ impl Subscription {
     }
 
     /// Waits at most `timeout` for the next frame; `Ok(None)` when none came.
+    /// A zero timeout only takes a frame already queued; a timeout too long
+    /// for the clock to reach (such as `Duration::MAX`) waits like
+    /// [`recv`](Subscription::recv).
     ///
     /// # Errors
     ///

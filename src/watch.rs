@@ -388,11 +388,9 @@ mod linux {
                     .config
                     .request_timeout
                     .map_or(HEADS_MIN, |timeout| (timeout / 4).max(HEADS_MIN));
-                quarter.max(
-                    self.sweep_cost
-                        .saturating_mul(HEADS_BUDGET_FACTOR)
-                        .min(HEADS_MAX),
-                )
+                quarter
+                    .max(self.sweep_cost.saturating_mul(HEADS_BUDGET_FACTOR))
+                    .min(HEADS_MAX)
             } else {
                 budget.clamp(
                     SWEEP_MIN,
@@ -403,7 +401,8 @@ mod linux {
                         .max(SWEEP_MIN),
                 )
             };
-            self.next_sweep = Instant::now() + pause;
+            // At most a few seconds: no overflow.
+            self.next_sweep = Instant::now() + pause.min(HEADS_MAX);
             log::trace!(
                 "listed {} connections in {:?}; {} streams looked for; next list in {pause:?}",
                 connections.len(),

@@ -4,9 +4,9 @@
 //! event is either refused (an event name or id with CR or LF, an id with
 //! NUL: `Error::InvalidField`), or its bytes, fed to the WHATWG parser of
 //! `support`, give exactly one event with the data (line breaks turned into
-//! LF), type, last event id and retry that were set: no injected field, no
-//! extra event. A failing case is shrunk (pieces removed while it still
-//! fails) and the smallest input is printed.
+//! LF), type, last event id and retry (capped at a day) that were set: no
+//! injected field, no extra event. A failing case is shrunk (pieces removed
+//! while it still fails) and the smallest input is printed.
 
 mod support;
 
@@ -253,7 +253,8 @@ fn check(case: &Case) -> Result<(), String> {
         },
         data: normalised(&data),
         last_event_id: id.clone().unwrap_or_default(),
-        retry: case.retry,
+        // Event::with_retry caps the reconnection time at a day.
+        retry: case.retry.map(|retry| retry.min(24 * 60 * 60 * 1000)),
     };
     let show = || format!("bytes {:?}", String::from_utf8_lossy(&bytes));
 

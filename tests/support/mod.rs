@@ -842,7 +842,6 @@ impl Client {
     }
 }
 
-/// A TCP connection to `addr` with a write timeout, for raw requests.
 /// One read from `stream`, waiting until `deadline` at most (and at least
 /// 1 ms); `None` once the deadline has passed.
 fn read_before(
@@ -860,6 +859,7 @@ fn read_before(
     Some(stream.read(buf))
 }
 
+/// A TCP connection to `addr` with a write timeout, for raw requests.
 pub fn raw_connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -1082,11 +1082,34 @@ impl FixedEventReader {
         http_version: &str,
         payload_len: usize,
     ) -> io::Result<FixedEventReader> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        FixedEventReader::connect_to(addr, "/events", http_version, payload_len, None)
+    }
+
+    /// Opens `GET <path>` (a query string may say which topics) over
+    /// HTTP/`http_version` and reads the head. With `recv_buffer`, the
+    /// socket's receive buffer is set to that size before it connects,
+    /// which also stops the kernel from growing it.
+    pub fn connect_to(
+        addr: SocketAddr,
+        path: &str,
+        http_version: &str,
+        payload_len: usize,
+        recv_buffer: Option<usize>,
+    ) -> io::Result<FixedEventReader> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+        let mut stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         let request = format!(
-            "GET /events HTTP/{http_version}\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET {path} HTTP/{http_version}\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
         );
         stream.write_all(request.as_bytes())?;
         let reply = read_raw(&mut stream, HEAD_TIMEOUT, |bytes| {
@@ -1154,6 +1177,49 @@ impl FixedEventReader {
                 Ok(n) => {
                     self.take(&piece[..n]);
                     progress.store(self.events(), std::sync::atomic::Ordering::Release);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => self.end = Some(End::Reset),
+                Err(e) => panic!("reading the stream failed: {e}"),
+            }
+        }
+        self.end
+    }
+
+    /// Reads like a slow client: `burst` bytes, then a pause of `pause`
+    /// (the client's pace, not a synchronisation), and again, until `hurry`
+    /// is set, the stream ends, or nothing arrives for `idle`. It never
+    /// takes more than `burst` bytes per `pause`. Stores the number of
+    /// complete events in `progress` as they come. Returns how the stream
+    /// ended, if it did.
+    pub fn read_in_bursts(
+        &mut self,
+        burst: usize,
+        pause: Duration,
+        hurry: &std::sync::atomic::AtomicBool,
+        idle: Duration,
+        progress: &std::sync::atomic::AtomicUsize,
+    ) -> Option<End> {
+        let mut piece = vec![0u8; 64 * 1024];
+        self.stream
+            .set_read_timeout(Some(idle))
+            .expect("set the read timeout");
+        let mut left = burst;
+        while self.end.is_none() && !hurry.load(std::sync::atomic::Ordering::Acquire) {
+            let want = left.min(piece.len());
+            match self.stream.read(&mut piece[..want]) {
+                Ok(0) => self.end = Some(End::Eof),
+                Ok(n) => {
+                    self.take(&piece[..n]);
+                    progress.store(self.events(), std::sync::atomic::Ordering::Release);
+                    left -= n;
+                    if left == 0 {
+                        std::thread::sleep(pause);
+                        left = burst;
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return None;
@@ -1387,17 +1453,103 @@ pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
     events.iter().map(|e| e.data.clone()).collect()
 }
 
-/// After shutdown, publishing, subscribing and serving all say `Closed`.
-pub fn assert_refuses_everything(hub: &sse_server::Hub) {
-    use sse_server::{Error, Event, Server};
+/// After shutdown, every public method of the hub gives its documented
+/// answer: every one that can fail returns `Closed` (`send_to` too, for the
+/// ids of clients connected before the shutdown and for any other), `serve`
+/// answers `503` with `Retry-After` whatever the method (checked over a
+/// real `tiny_http` server and socket), binding a server is refused, a
+/// second shutdown returns `Ok` at once, and the counters stay readable
+/// with no client registered and nothing counted as published.
+pub fn assert_refuses_everything(hub: &sse_server::Hub, former_clients: &[sse_server::ClientId]) {
+    use sse_server::{ClientId, Error, Event, Server, SubscribeOptions, tiny_http};
+    let before = hub.stats();
+    assert!(hub.is_closed());
+
     assert!(matches!(hub.notify("late"), Err(Error::Closed)));
-    assert!(matches!(
-        hub.publish(&Event::new("late")),
-        Err(Error::Closed)
-    ));
+    let late = Event::new("late");
+    assert!(matches!(hub.publish(&late), Err(Error::Closed)));
+    assert!(matches!(hub.publish_to("topic", &late), Err(Error::Closed)));
+    let never_used = ClientId::new(u64::MAX);
+    for &id in former_clients.iter().chain([&never_used]) {
+        let sent = hub.send_to(id, &late);
+        assert!(
+            matches!(sent, Err(Error::Closed)),
+            "send_to({id}) after shutdown: {sent:?}"
+        );
+    }
     assert!(matches!(hub.subscribe(), Err(Error::Closed)));
+    let options = SubscribeOptions::new()
+        .topics(["topic"])
+        .last_event_id("1")
+        .id(ClientId::new(1 << 63));
+    assert!(matches!(hub.subscribe_with(options), Err(Error::Closed)));
     assert!(matches!(
         Server::bind("127.0.0.1:0", hub),
         Err(Error::Closed)
     ));
+    assert!(matches!(
+        Server::builder(hub)
+            .path("/stream")
+            .fallback(|_| {})
+            .bind("127.0.0.1:0"),
+        Err(Error::Closed)
+    ));
+
+    // `serve`, with requests from a real client through a server of our own.
+    let http = tiny_http::Server::http("127.0.0.1:0").expect("bind a tiny_http server");
+    let addr = http
+        .server_addr()
+        .to_ip()
+        .expect("a tiny_http server on an IP address");
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        let mut socket = raw_connect(addr);
+        let request = format!(
+            "{method} /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        socket
+            .write_all(request.as_bytes())
+            .expect("send the request");
+        let request = http
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tiny_http receives")
+            .unwrap_or_else(|| panic!("{method}: no request reached tiny_http"));
+        let served = hub.serve(request);
+        assert!(
+            matches!(served, Err(Error::Closed)),
+            "serve({method}) after shutdown: {served:?}"
+        );
+        let reply = read_raw(&mut socket, Duration::from_secs(10), |bytes| {
+            find(bytes, b"\r\n\r\n").is_some()
+        });
+        let text = reply.text();
+        assert!(
+            text.starts_with("HTTP/1.1 503 "),
+            "{method} after shutdown: {text:?}"
+        );
+        assert!(
+            text.to_ascii_lowercase().contains("\r\nretry-after: 5\r\n"),
+            "{method} after shutdown: {text:?}"
+        );
+    }
+
+    let started = Instant::now();
+    assert!(
+        hub.shutdown().is_ok(),
+        "a second shutdown returns Ok at once"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let after = hub.stats();
+    assert_eq!(after.clients, 0, "{after:?}");
+    assert_eq!(after.published, before.published, "nothing more published");
+    assert_eq!(
+        after.rejected,
+        before.rejected + 3,
+        "each request served after shutdown was rejected"
+    );
+    assert!(hub.clients().is_empty(), "{:?}", hub.clients());
+    for &id in former_clients.iter().chain([&never_used]) {
+        assert_eq!(hub.client_stats(id), None, "client {id}");
+    }
+    assert!(hub.is_closed());
 }
