@@ -109,6 +109,7 @@ mod event;
 mod history;
 mod hub;
 mod release;
+mod retry;
 mod server;
 mod stats;
 mod stream;
