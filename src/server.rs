@@ -293,7 +293,7 @@ impl AcceptLoop {
                 Ok(Some(request)) => {
                     last_request = Some(Instant::now());
                     if self.stopping() {
-                        respond_unavailable(request);
+                        respond_refused(&self.hub.inner.shared, request, Busy::ShuttingDown);
                         break;
                     }
                     self.route(request);
@@ -347,11 +347,13 @@ impl AcceptLoop {
                 last_kick = Instant::now();
             }
         }
-        // Requests that arrived with the stop: tell them to come back later.
+        // Requests that arrived with the stop: tell them to come back later
+        // (a browser's EventSource with the busy answer, so that it does
+        // come back, to the server that replaces this one).
         retired.push(Arc::clone(&lock(&self.current)));
         for http in &retired {
             while let Ok(Some(request)) = http.try_recv() {
-                respond_unavailable(request);
+                respond_refused(&self.hub.inner.shared, request, Busy::ShuttingDown);
             }
         }
     }
@@ -620,12 +622,6 @@ fn busy(retry: Duration, why: Busy, seed: u64) -> ResponseBox {
         .with_header(header("Content-Type", "text/event-stream"))
         .with_header(header("Cache-Control", "no-cache"))
         .boxed()
-}
-
-/// Answers `503 Service Unavailable`, asking the client to come back in a
-/// few seconds.
-pub(crate) fn respond_unavailable(request: Request) {
-    let _ = request.respond(unavailable());
 }
 
 /// `503 Service Unavailable`, asking the client to come back in a few
