@@ -64,6 +64,7 @@ pub struct HubBuilder {
     pub(crate) history_age: Option<Duration>,
     pub(crate) retry: Option<Duration>,
     pub(crate) retry_jitter: Duration,
+    pub(crate) busy_retry: Duration,
     pub(crate) gap_event: Option<String>,
     pub(crate) cors: Option<Cors>,
     pub(crate) on_connect: Option<ConnectHook>,
@@ -86,6 +87,7 @@ impl Default for HubBuilder {
             history_age: Some(Duration::from_secs(300)),
             retry: Some(Duration::from_secs(3)),
             retry_jitter: Duration::from_secs(2),
+            busy_retry: Duration::from_secs(5),
             gap_event: Some("sse-gap".into()),
             cors: None,
             on_connect: None,
@@ -187,10 +189,16 @@ impl HubBuilder {
         self
     }
 
-    /// The most event streams served at once; a client past it gets
-    /// `503 Service Unavailable` with `Retry-After`, no thread is started for
-    /// it, and it is counted in [`Stats::rejected`](crate::Stats::rejected).
-    /// Subscriptions made with [`Hub::subscribe`] do not count.
+    /// The most event streams served at once. A client past it is turned
+    /// away: no thread is started for it, it is counted in
+    /// [`Stats::rejected`](crate::Stats::rejected), and it is told to come
+    /// back later, in a way it honours: a request whose `Accept` header asks
+    /// for `text/event-stream` (every `EventSource` does) gets a short
+    /// `200` event stream with a `retry:` and an `sse-busy` event (see
+    /// [`busy_retry`](HubBuilder::busy_retry)), after which a browser
+    /// reconnects by itself; any other request gets
+    /// `503 Service Unavailable` with `Retry-After`. Subscriptions made
+    /// with [`Hub::subscribe`] do not count.
     ///
     /// Each stream takes a thread (its writer) and a file descriptor, and,
     /// until it is accepted, a second of each (`tiny_http`'s connection
@@ -258,6 +266,46 @@ impl HubBuilder {
     pub fn retry(mut self, retry: Option<Duration>, jitter: Duration) -> Self {
         self.retry = retry;
         self.retry_jitter = jitter;
+        self
+    }
+
+    /// How long a client that asked for an event stream and was turned away
+    /// (past [`max_clients`](HubBuilder::max_clients), during shutdown, or
+    /// when the operating system refused a thread) is asked to wait before
+    /// it comes back: `busy_retry` plus a random share of the same amount,
+    /// drawn for each answer, so clients turned away together spread out.
+    ///
+    /// Such a client gets `200` with `Content-Type: text/event-stream` and
+    /// a body that ends at once:
+    ///
+    /// ```text
+    /// retry: 7342
+    /// event: sse-busy
+    /// data: too-many-clients
+    ///
+    /// ```
+    ///
+    /// The data says why: `too-many-clients`, `shutting-down` or
+    /// `no-thread`. A browser listens with
+    /// `addEventListener("sse-busy", ..)`; `onmessage` never sees it. The
+    /// answer carries no `id:`, so the client's last event id, and with it
+    /// its replay, stay as they were.
+    ///
+    /// Why not `503`: the WHATWG rules make an `EventSource` treat every
+    /// answer but `200 text/event-stream` as final (it "fails the
+    /// connection" and never retries, until the page is reloaded), while a
+    /// `200` stream that ends makes it reconnect after its `retry` time.
+    /// Requests that do not ask for `text/event-stream` (`*/*` alone does
+    /// not count) still get `503` with `Retry-After`.
+    ///
+    /// The value sent, jitter included, is capped at 24 hours, so
+    /// `Duration::MAX` asks for a day. `Duration::ZERO` is sent as
+    /// `retry: 0`: browsers then come back at once, again and again for as
+    /// long as the server is full.
+    ///
+    /// Defaults to 5 seconds: each client waits 5 to 10 seconds.
+    pub fn busy_retry(mut self, retry: Duration) -> Self {
+        self.busy_retry = retry;
         self
     }
 
@@ -398,6 +446,7 @@ impl fmt::Debug for HubBuilder {
             .field("history_age", &self.history_age)
             .field("retry", &self.retry)
             .field("retry_jitter", &self.retry_jitter)
+            .field("busy_retry", &self.busy_retry)
             .field("gap_event", &self.gap_event)
             .field("cors", &self.cors)
             .field("on_connect", &self.on_connect.is_some())

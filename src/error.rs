@@ -50,9 +50,15 @@ pub enum Error {
         threads: usize,
     },
     /// The event stream was refused because [`HubBuilder::max_clients`]
-    /// streams are open; the client was answered `503` with `Retry-After`.
+    /// streams are open. The client was told to come back later: an
+    /// `EventSource` (a request that accepts `text/event-stream`) with a
+    /// short `200` stream holding a `retry:` and an `sse-busy` event, which
+    /// makes a browser reconnect after [`HubBuilder::busy_retry`] (a `503`
+    /// would end its `EventSource` for good); other clients with `503` and
+    /// `Retry-After`.
     ///
     /// [`HubBuilder::max_clients`]: crate::HubBuilder::max_clients
+    /// [`HubBuilder::busy_retry`]: crate::HubBuilder::busy_retry
     TooManyClients,
     /// The request arrived on a connection that already carries an event
     /// stream (the client pipelined it). It is kept and answered when that

@@ -485,10 +485,19 @@ impl Hub {
     /// Each error has been answered to the client already:
     /// [`Error::Closed`] after shutdown, whatever the method,
     /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`],
-    /// [`Error::Spawn`] when the operating system refuses the writer thread
-    /// (all three `503` with `Retry-After`), [`Error::Pipelined`] for a
-    /// request kept behind a stream. Until shutdown, other methods than
-    /// `GET` return `Ok` once answered.
+    /// [`Error::Spawn`] when the operating system refuses the writer thread,
+    /// [`Error::Pipelined`] for a request kept behind a stream. Until
+    /// shutdown, other methods than `GET` return `Ok` once answered.
+    ///
+    /// The first three are counted in
+    /// [`Stats::rejected`](crate::Stats::rejected) and told to come back
+    /// later. A request whose `Accept` asks for `text/event-stream` (every
+    /// `EventSource`) gets `200` and a short event stream: a `retry:` of
+    /// [`HubBuilder::busy_retry`] with jitter and an `sse-busy` event
+    /// (data `shutting-down`, `too-many-clients` or `no-thread`), then the
+    /// end, after which a browser reconnects by itself; `503` would make it
+    /// give up for good (WHATWG: any other answer fails the connection).
+    /// Other requests get `503 Service Unavailable` with `Retry-After`.
     ///
     /// # Examples
     ///
@@ -719,10 +728,20 @@ impl Shared {
         }
     }
 
-    /// Answers `request` with `503` and counts it; gives back `error`.
+    /// Turns `request` away (see `server::respond_refused`: an event-stream
+    /// client is told when to come back, others get `503`) and counts it;
+    /// gives back `error`: [`Error::TooManyClients`], [`Error::Spawn`] or
+    /// [`Error::Closed`].
     pub(crate) fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
+        use crate::server::Busy;
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        crate::server::respond_with_cors(self, request, crate::server::unavailable());
+        let why = match &error {
+            Error::TooManyClients => Busy::TooManyClients,
+            Error::Spawn(_) => Busy::NoThread,
+            // `Closed`, the only other error a stream is refused with.
+            _ => Busy::ShuttingDown,
+        };
+        crate::server::respond_refused(self, request, why);
         error
     }
 

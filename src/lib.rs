@@ -87,8 +87,17 @@
 //!   the stream's connection once the stream runs is not read; requests sent
 //!   together with the `GET` wait for the stream's end. The operating
 //!   system's thread, descriptor and memory-map limits cap the number of
-//!   clients per process; when it refuses a thread the client gets
-//!   `503 Service Unavailable` with `Retry-After`.
+//!   clients per process; when it refuses a thread the client is turned
+//!   away as past [`HubBuilder::max_clients`] (below).
+//! * A client past [`HubBuilder::max_clients`], or one that comes during
+//!   shutdown, is told to come back later. A browser's `EventSource` treats
+//!   every answer but `200 text/event-stream` as final (WHATWG: it "fails
+//!   the connection" and never retries), so a request that accepts
+//!   `text/event-stream` gets a `200` stream that ends at once, holding a
+//!   `retry:` ([`HubBuilder::busy_retry`], with jitter) and an `sse-busy`
+//!   event that says why; the browser reconnects after that time by
+//!   itself. Other requests get `503 Service Unavailable` with
+//!   `Retry-After`.
 //! * A client whose queue is full misses events (see
 //!   [`HubBuilder::client_buffer`]).
 //! * Events wait for the hub thread in an unbounded queue
@@ -116,6 +125,7 @@ mod event;
 mod history;
 mod hub;
 mod release;
+mod retry;
 mod server;
 #[cfg(target_os = "linux")]
 mod sock_diag;

@@ -300,7 +300,7 @@ impl AcceptLoop {
                 Ok(Some(request)) => {
                     last_request = Some(Instant::now());
                     if self.stopping() {
-                        respond_unavailable(request);
+                        respond_refused(&self.hub.inner.shared, request, Busy::ShuttingDown);
                         break;
                     }
                     self.route(request);
@@ -354,11 +354,13 @@ impl AcceptLoop {
                 last_kick = Instant::now();
             }
         }
-        // Requests that arrived with the stop: tell them to come back later.
+        // Requests that arrived with the stop: tell them to come back later
+        // (a browser's EventSource with the busy answer, so that it does
+        // come back, to the server that replaces this one).
         retired.push(Arc::clone(&lock(&self.current)));
         for http in &retired {
             while let Ok(Some(request)) = http.try_recv() {
-                respond_unavailable(request);
+                respond_refused(&self.hub.inner.shared, request, Busy::ShuttingDown);
             }
         }
     }
@@ -555,15 +557,90 @@ fn origin(request: &Request) -> Option<&str> {
     crate::connect::header_of(request, "Origin")
 }
 
-/// Answers `503 Service Unavailable`, asking the client to come back in a
-/// few seconds.
-pub(crate) fn respond_unavailable(request: Request) {
-    let _ = request.respond(unavailable());
+/// Why a client was turned away, as the busy answer's data says it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Busy {
+    /// `max_clients` streams are open.
+    TooManyClients,
+    /// The hub is shutting down or has shut down.
+    ShuttingDown,
+    /// The operating system refused the stream's writer thread.
+    NoThread,
+}
+
+impl Busy {
+    fn reason(self) -> &'static str {
+        match self {
+            Busy::TooManyClients => "too-many-clients",
+            Busy::ShuttingDown => "shutting-down",
+            Busy::NoThread => "no-thread",
+        }
+    }
+}
+
+/// Answers a request turned away before its stream could start, with the
+/// CORS headers its origin earns (so a page on an allowed origin can read
+/// the answer). A client that asks for an event stream gets one that tells
+/// it when to come back (see [`busy`]); any other `503` with `Retry-After`.
+pub(crate) fn respond_refused(shared: &Shared, request: Request, why: Busy) {
+    let response = if wants_event_stream(&request) {
+        // The client's port tells apart answers drawn in the same
+        // nanosecond.
+        let seed = request.remote_addr().map_or(0, |remote| remote.port());
+        busy(shared.config.busy_retry, why, u64::from(seed))
+    } else {
+        unavailable()
+    };
+    respond_with_cors(shared, request, response);
+}
+
+/// Whether `request` asks for an event stream: `text/event-stream`, in any
+/// case, among the media ranges of its `Accept` header(s), and not with
+/// `q=0`. `*/*` alone does not count: such a client is not known to follow
+/// the event-stream rules, and `503` tells any HTTP client to come back.
+fn wants_event_stream(request: &Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .filter(|header| header.field.equiv("Accept"))
+        .flat_map(|header| header.value.as_str().split(','))
+        .any(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("text/event-stream")
+                && !parts.any(|parameter| {
+                    parameter.split_once('=').is_some_and(|(name, value)| {
+                        name.trim().eq_ignore_ascii_case("q")
+                            && value.trim().parse::<f32>() == Ok(0.0)
+                    })
+                })
+        })
+}
+
+/// The answer that turns an event-stream client away for now: a `200`
+/// event stream with a body of known length (sent whole at once, and its
+/// end is a clean one), holding one block: a `retry:` of `retry` plus up
+/// to as much again, and an `sse-busy` event whose data says why. A
+/// browser's `EventSource` fails for good on any other status; on a stream
+/// that ends it waits `retry` and reconnects. No `id:`, so the client's
+/// last event id stays as it was.
+fn busy(retry: Duration, why: Busy, seed: u64) -> ResponseBox {
+    let millis = crate::retry::jittered_millis(retry, retry, seed);
+    // One block, so no client sees a lone `retry:` block as an empty
+    // message (some do once they have seen an id).
+    let body = format!(
+        "retry: {millis}\nevent: sse-busy\ndata: {}\n\n",
+        why.reason()
+    );
+    Response::from_string(body)
+        .with_header(header("Content-Type", "text/event-stream"))
+        .with_header(header("Cache-Control", "no-cache"))
+        .boxed()
 }
 
 /// `503 Service Unavailable`, asking the client to come back in a few
 /// seconds.
-pub(crate) fn unavailable() -> ResponseBox {
+fn unavailable() -> ResponseBox {
     Response::from_string("service unavailable\n")
         .with_status_code(503)
         .with_header(header("Retry-After", "5"))

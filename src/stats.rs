@@ -24,12 +24,14 @@ pub struct Stats {
     /// [`SlowClient::Disconnect`](crate::SlowClient::Disconnect)) or sent too
     /// many requests behind its stream.
     pub evicted: u64,
-    /// Clients turned away before their stream started: `503 Service
-    /// Unavailable` (too many streams open, see
+    /// Clients turned away before their stream started: those told to come
+    /// back later (too many streams open, see
     /// [`HubBuilder::max_clients`](crate::HubBuilder::max_clients); the hub
-    /// shutting down; the operating system refusing a thread), a rejection by
-    /// the connect hook, `409 Conflict` for an id in use, `400 Bad Request`
-    /// for too many topics.
+    /// shutting down; the operating system refusing a thread), whether they
+    /// got the `sse-busy` event stream (see
+    /// [`HubBuilder::busy_retry`](crate::HubBuilder::busy_retry)) or `503
+    /// Service Unavailable`, a rejection by the connect hook, `409
+    /// Conflict` for an id in use, `400 Bad Request` for too many topics.
     pub rejected: u64,
     /// Event streams open now (the rest of [`clients`](Stats::clients) are
     /// subscriptions).

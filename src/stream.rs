@@ -186,9 +186,7 @@ Connection: close\r\n",
     }
     head.extend_from_slice(b"\r\n");
     if let Some(retry) = shared.config.retry {
-        let jitter = shared.config.retry_jitter.as_millis().min(RETRY_MAX_MS);
-        let draw = mix(id.get() ^ nanos()) % (jitter as u64 + 1);
-        let millis = (retry.as_millis().min(RETRY_MAX_MS) as u64 + draw).min(RETRY_MAX_MS as u64);
+        let millis = crate::retry::jittered_millis(retry, shared.config.retry_jitter, id.get());
         // A field line with no blank line after it: parsers apply `retry`
         // at once, and no client reads it as an (empty) event.
         let line = format!("retry: {millis}\n");
@@ -199,23 +197,6 @@ Connection: close\r\n",
         }
     }
     head
-}
-
-/// The longest reconnection time a stream announces, in milliseconds.
-const RETRY_MAX_MS: u128 = crate::event::RETRY_MAX.as_millis();
-
-fn nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos() as u64 ^ since.as_secs())
-}
-
-/// SplitMix64's finaliser: spreads close inputs over the whole range.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 struct Stream {

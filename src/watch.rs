@@ -285,7 +285,18 @@ mod linux {
                         Message::Watched(token, stream) => {
                             self.watched.insert(token, stream);
                         }
-                        Message::Polled(stream) => self.polled.push(stream),
+                        Message::Polled(stream) => {
+                            self.polled.push(stream);
+                            // The pause may have been set for the request
+                            // deadline alone, which allows longer ones.
+                            let soon = Instant::now()
+                                + shared
+                                    .config
+                                    .close_check
+                                    .unwrap_or(SWEEP_MIN)
+                                    .min(HEADS_MAX);
+                            self.next_sweep = self.next_sweep.min(soon);
+                        }
                         Message::Listening(addr) => self.listening.push(addr),
                     }
                 }

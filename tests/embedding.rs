@@ -90,12 +90,18 @@ fn a_stream_served_from_the_programs_own_tiny_http_server() {
     assert_eq!(streams[0].wait_end(WAIT), Some(End::FinalChunk));
     assert_eq!(streams[1].wait_end(WAIT), Some(End::Eof));
 
-    // After the shutdown, serve answers 503 with Retry-After and says Closed.
+    // After the shutdown, serve says Closed, and tells the event-stream
+    // client to come back later (tests/busy.rs checks the answer in full).
     let mut late = Client::connect(app.addr, "/sse", "1.1", &[]).expect("connect");
-    assert_eq!(late.status, 503);
-    assert!(late.header("Retry-After").is_some());
-    assert_ne!(late.header("Content-Type"), Some("text/event-stream"));
-    late.read_to_end(WAIT);
+    assert_eq!(late.status, 200);
+    assert_eq!(late.header("Content-Type"), Some("text/event-stream"));
+    assert_eq!(late.wait_end(WAIT), Some(End::Complete));
+    let told = late.take_parsed();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0].event_type.as_str(), told[0].data.as_str()),
+        ("sse-busy", "shutting-down")
+    );
 
     drop(streams);
     // The late request was answered inside `serve`, so the app thread

@@ -1,6 +1,8 @@
-//! `max_clients`: past the limit a client gets `503 Service Unavailable`
-//! with `Retry-After`, no writer thread is started for it, and it is counted
-//! in `Stats::rejected`; once a client leaves, a new one is served.
+//! `max_clients`: past the limit a client is turned away (an event-stream
+//! client with the `sse-busy` answer, others with `503 Service Unavailable`
+//! and `Retry-After`; tests/busy.rs checks both in full), no writer thread
+//! is started for it, and it is counted in `Stats::rejected`; once a client
+//! leaves, a new one is served.
 //!
 //! This file counts the process's `sse-client` threads, so it holds this one
 //! test only (each test file is its own process).
@@ -10,12 +12,12 @@ mod support;
 use std::time::Duration;
 
 use sse_server::{ClientId, Server};
-use support::{Client, ms, thread_names, threads_named, wait_until};
+use support::{Client, End, ms, thread_names, threads_named, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
-fn the_client_past_max_clients_gets_503_and_no_thread() {
+fn the_client_past_max_clients_is_turned_away_without_a_thread() {
     support::init_logging();
     assert_eq!(threads_named("sse-client"), 0);
     let hub = support::plain_hub()
@@ -42,28 +44,28 @@ fn the_client_past_max_clients_gets_503_and_no_thread() {
         ids
     };
 
-    // The 4th (HTTP/1.1) and a 5th (HTTP/1.0): turned away.
+    // The 4th (HTTP/1.1, an event-stream client) and a 5th (HTTP/1.0,
+    // accepting anything): turned away.
     for (n, version) in [(1u64, "1.1"), (2, "1.0")] {
-        let mut refused = Client::connect(addr, "/events", version, &[]).expect("connect");
-        assert_eq!(refused.status, 503, "HTTP/{version}");
-        assert_eq!(refused.reason, "Service Unavailable", "HTTP/{version}");
-        assert_eq!(refused.header("Retry-After"), Some("5"), "HTTP/{version}");
-        assert_ne!(
-            refused.header("Content-Type"),
-            Some("text/event-stream"),
-            "HTTP/{version}"
-        );
-        assert_eq!(
-            refused.read_to_end(WAIT),
-            b"service unavailable\n",
-            "HTTP/{version}"
-        );
-        // The hub counts a refusal right after answering it.
-        assert!(
-            wait_until(WAIT, || hub.stats().rejected == n),
-            "HTTP/{version}: {:?}",
-            hub.stats()
-        );
+        if version == "1.1" {
+            let mut refused = Client::connect(addr, "/events", version, &[]).expect("connect");
+            assert_eq!(refused.status, 200, "HTTP/{version}");
+            assert_eq!(refused.wait_end(WAIT), Some(End::Complete));
+            let told = refused.take_parsed();
+            assert_eq!(told.len(), 1, "{told:?}");
+            assert_eq!(told[0].event_type, "sse-busy");
+            assert_eq!(told[0].data, "too-many-clients");
+        } else {
+            let headers = [("Accept", "*/*")];
+            let mut refused =
+                Client::request(addr, "GET", "/events", version, &headers, b"").expect("request");
+            assert_eq!(refused.status, 503, "HTTP/{version}");
+            assert_eq!(refused.reason, "Service Unavailable", "HTTP/{version}");
+            assert_eq!(refused.header("Retry-After"), Some("5"), "HTTP/{version}");
+            assert_eq!(refused.read_to_end(WAIT), b"service unavailable\n");
+        }
+        // The hub counts a refusal before answering it.
+        assert_eq!(hub.stats().rejected, n, "HTTP/{version}");
         assert_eq!(hub.stats().streams, 3, "HTTP/{version}");
         assert_eq!(hub.stats().clients, 3, "HTTP/{version}");
         assert_eq!(
@@ -114,12 +116,8 @@ fn the_client_past_max_clients_gets_503_and_no_thread() {
     assert_eq!(event.data, "welcome");
 
     // Full again: the next one is turned away.
-    let refused = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
+    let refused = Client::request(addr, "GET", "/events", "1.1", &[], b"").expect("request");
     assert_eq!(refused.status, 503);
-    assert!(
-        wait_until(WAIT, || hub.stats().rejected == 3),
-        "{:?}",
-        hub.stats()
-    );
+    assert_eq!(hub.stats().rejected, 3);
     hub.shutdown().expect("shutdown");
 }
