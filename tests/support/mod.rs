@@ -1501,11 +1501,17 @@ pub fn assert_refuses_everything(hub: &sse_server::Hub, former_clients: &[sse_se
         .server_addr()
         .to_ip()
         .expect("a tiny_http server on an IP address");
-    for method in ["GET", "HEAD", "OPTIONS"] {
+    // An event-stream request is told to come back (a browser would give up
+    // for good on a 503); the others get 503.
+    for (method, accept) in [
+        ("GET", "text/event-stream"),
+        ("GET", "*/*"),
+        ("HEAD", "*/*"),
+        ("OPTIONS", "*/*"),
+    ] {
         let mut socket = raw_connect(addr);
-        let request = format!(
-            "{method} /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
-        );
+        let request =
+            format!("{method} /events HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n");
         socket
             .write_all(request.as_bytes())
             .expect("send the request");
@@ -1518,6 +1524,17 @@ pub fn assert_refuses_everything(hub: &sse_server::Hub, former_clients: &[sse_se
             matches!(served, Err(Error::Closed)),
             "serve({method}) after shutdown: {served:?}"
         );
+        if accept == "text/event-stream" {
+            let reply = read_raw(&mut socket, Duration::from_secs(10), |bytes| {
+                find(bytes, b"data: shutting-down\n\n").is_some()
+            });
+            let text = reply.text();
+            assert!(
+                text.starts_with("HTTP/1.1 200 ") && text.contains("event: sse-busy\n"),
+                "{method} for an event stream after shutdown: {text:?}"
+            );
+            continue;
+        }
         let reply = read_raw(&mut socket, Duration::from_secs(10), |bytes| {
             find(bytes, b"\r\n\r\n").is_some()
         });
@@ -1544,7 +1561,7 @@ pub fn assert_refuses_everything(hub: &sse_server::Hub, former_clients: &[sse_se
     assert_eq!(after.published, before.published, "nothing more published");
     assert_eq!(
         after.rejected,
-        before.rejected + 3,
+        before.rejected + 4,
         "each request served after shutdown was rejected"
     );
     assert!(hub.clients().is_empty(), "{:?}", hub.clients());
