@@ -161,6 +161,15 @@ mod linux {
         Unavailable,
     }
 
+    /// The highest descriptor number this process has open, from
+    /// `/proc/self/fd`.
+    fn highest_open() -> Option<i32> {
+        std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .max()
+    }
+
     /// A copy of this process's descriptor `number`, and the address of
     /// the peer it is connected to (`None`: not a connected socket).
     fn copy(pidfd: &OwnedFd, number: i32) -> Result<(Socket, Option<SocketAddr>), Errno> {
@@ -278,7 +287,16 @@ mod linux {
             self.seen.clear();
             let mut probes = 0;
             let mut free_run = 0;
-            let mut highest = self.owned.keys().copied().max().unwrap_or(0);
+            // Up to the highest number open (a run of free numbers, where
+            // many connections closed, must not end the look early), or,
+            // where `/proc` cannot tell, until `GAP` free numbers in a row.
+            let mut highest = self
+                .owned
+                .keys()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .max(highest_open().unwrap_or(0));
             let mut number: i32 = 0;
             while (number <= highest || free_run < GAP) && probes < MAX_PROBES {
                 let known = self

@@ -511,13 +511,17 @@ mod linux {
                     .and_then(|watch| lock(&watch.requests).get(&remote).copied());
                 let since = last_request.map_or(first_seen, |at| at.max(first_seen));
                 if now.saturating_duration_since(since) >= timeout {
+                    // One that cannot be closed now (not yet accepted, say)
+                    // is tried again at the next list.
                     if close_connection(connection.remote, connection.local) {
                         log::debug!(
                             "closed a connection from {remote}: no request within {timeout:?}"
                         );
+                        self.heads.remove(&key);
+                        listed.remove(&key);
+                    } else {
+                        log::debug!("could not close the connection from {remote} yet");
                     }
-                    self.heads.remove(&key);
-                    listed.remove(&key);
                 }
             }
             self.heads.retain(|key, _| listed.contains(key));

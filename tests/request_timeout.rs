@@ -135,7 +135,8 @@ fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
             let left = (TIMEOUT + SLACK).saturating_sub(opened.elapsed());
             assert!(
                 closed_within(stream, left),
-                "{kind} connection {i} still open {:?} after it opened",
+                "{kind} connection {i} (from {:?}) still open {:?} after it opened",
+                stream.local_addr(),
                 opened.elapsed()
             );
         }
