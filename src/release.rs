@@ -89,12 +89,14 @@ pub(crate) fn release_reader(
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn close_connection(_peer: std::net::SocketAddr, _local: std::net::SocketAddr) -> bool {
-    false
+pub(crate) fn close_connections(
+    connections: &[(std::net::SocketAddr, std::net::SocketAddr)],
+) -> Vec<bool> {
+    vec![false; connections.len()]
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{available, close_connection, release_reader};
+pub(crate) use linux::{available, close_connections, release_reader};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -367,15 +369,20 @@ mod linux {
         with_registry(|registry| registry.release(peer, local))
     }
 
-    /// Closes the connection between `peer` and `local` (both directions),
-    /// so that `tiny_http`'s thread reading it sees the end and lets go of
-    /// it. False when it could not (see the module's docs).
-    pub(crate) fn close_connection(peer: SocketAddr, local: SocketAddr) -> bool {
+    /// Closes each connection `(peer, local)` (both directions), so that
+    /// `tiny_http`'s thread reading it sees the end and lets go of it.
+    /// Says for each whether it could (see the module's docs).
+    pub(crate) fn close_connections(connections: &[(SocketAddr, SocketAddr)]) -> Vec<bool> {
+        let mut closed = vec![false; connections.len()];
         with_registry(|registry| {
-            let (_, socket, _) = registry.locate(peer, Some(local)).ok()??;
-            socket.shutdown(Shutdown::Both).ok()
-        })
-        .is_some()
+            for (done, &(peer, local)) in closed.iter_mut().zip(connections) {
+                if let Ok(Some((_, socket, _))) = registry.locate(peer, Some(local)) {
+                    *done = socket.shutdown(Shutdown::Both).is_ok();
+                }
+            }
+            Some(())
+        });
+        closed
     }
 
     /// Runs `work` with the registry and our own process's pidfd open.

@@ -104,7 +104,7 @@ mod linux {
         BUDGET_FACTOR, HEADS_BUDGET_FACTOR, HEADS_MAX, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN, Watched,
     };
     use crate::hub::{Shared, lock};
-    use crate::release::{close_connection, local_matches};
+    use crate::release::{close_connections, local_matches};
     use crate::sock_diag::{self, Connection, ESTABLISHED, SockDiag, canonical};
 
     /// The epoll token of the wake-up descriptor.
@@ -489,6 +489,7 @@ mod linux {
             let streams = shared.stream_addresses();
             let mut listed = HashSet::new();
             let mut remotes = HashSet::new();
+            let mut due = Vec::new();
             for connection in connections {
                 remotes.insert(canonical(connection.remote));
                 let ours = self
@@ -511,17 +512,18 @@ mod linux {
                     .and_then(|watch| lock(&watch.requests).get(&remote).copied());
                 let since = last_request.map_or(first_seen, |at| at.max(first_seen));
                 if now.saturating_duration_since(since) >= timeout {
-                    // One that cannot be closed now (not yet accepted, say)
-                    // is tried again at the next list.
-                    if close_connection(connection.remote, connection.local) {
-                        log::debug!(
-                            "closed a connection from {remote}: no request within {timeout:?}"
-                        );
-                        self.heads.remove(&key);
-                        listed.remove(&key);
-                    } else {
-                        log::debug!("could not close the connection from {remote} yet");
-                    }
+                    due.push((connection.remote, connection.local));
+                }
+            }
+            // One that cannot be closed now (not yet accepted, say) is tried
+            // again at the next list.
+            for (&(remote, local), closed) in due.iter().zip(close_connections(&due)) {
+                if closed {
+                    log::debug!("closed a connection from {remote}: no request within {timeout:?}");
+                    self.heads.remove(&(local, remote));
+                    listed.remove(&(local, remote));
+                } else {
+                    log::debug!("could not close the connection from {remote} yet");
                 }
             }
             self.heads.retain(|key, _| listed.contains(key));
