@@ -369,7 +369,7 @@ mod linux {
         /// lost their connection are gone, connections without a stream
         /// that are past the request deadline are closed.
         fn sweep(&mut self, shared: &Shared) {
-            let started = Instant::now();
+            let started = thread_cpu_time();
             let mut ports: Vec<u16> = self.listening.iter().map(SocketAddr::port).collect();
             let mut any_port = false;
             for stream in &self.polled {
@@ -386,11 +386,15 @@ mod linux {
             let Some((connections, complete)) = self.list(&ports) else {
                 return;
             };
+            // What a list costs this thread (in CPU time: on a busy machine
+            // the wall clock counts other threads' turns too), which sets
+            // the pause; closing connections past the deadline is extra
+            // work that does not recur.
+            self.sweep_cost = thread_cpu_time().saturating_sub(started);
             self.look_at_polled(shared, &connections, complete);
             if let Some(timeout) = shared.config.request_timeout {
                 self.look_at_heads(shared, &connections, timeout);
             }
-            self.sweep_cost = started.elapsed();
             let budget = self.sweep_cost.saturating_mul(BUDGET_FACTOR);
             let pause = if self.polled.is_empty() {
                 // A quarter of the deadline, or longer when a list costs
@@ -540,6 +544,15 @@ mod linux {
             self.polled
                 .retain(|stream| Arc::strong_count(&stream.counters) > 1);
         }
+    }
+
+    /// The CPU time this thread has used.
+    fn thread_cpu_time() -> Duration {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
     }
 
     /// Marks `stream`'s client as gone and removes it from the hub.

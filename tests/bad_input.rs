@@ -63,8 +63,10 @@ fn serves(hub: &Hub, addr: SocketAddr, what: &str, short_keep_alive: bool) {
     assert_eq!(event.data, data);
     drop(client);
     if short_keep_alive {
+        // No more streams than before the client came: a stream that was
+        // still ending then may be gone too.
         assert!(
-            wait_until(WAIT, || hub.stats().streams == streams),
+            wait_until(WAIT, || hub.stats().streams <= streams),
             "the normal client's stream ended: {:?}",
             hub.stats()
         );
