@@ -273,32 +273,38 @@ mod linux {
                     return Ok(Some(exact));
                 }
             }
-            self.look_at_all()?;
-            let found = self.seen.remove(&peer).unwrap_or_default();
-            Ok(self
-                .pidfd
-                .as_ref()
-                .and_then(|pidfd| exact(pidfd, &found, peer, local)))
+            // A look stops after a run of free numbers; only when that
+            // missed the connection does one go on to the highest number
+            // open (reading `/proc/self/fd` costs as much as the look, so
+            // a connect burst would pay it for every stream).
+            for thorough in [false, true] {
+                self.look_at_all(thorough)?;
+                let found = self.seen.remove(&peer).unwrap_or_default();
+                if let Some(pidfd) = &self.pidfd
+                    && let Some(exact) = exact(pidfd, &found, peer, local)
+                {
+                    return Ok(Some(exact));
+                }
+            }
+            Ok(None)
         }
 
         /// Looks at every descriptor number in use but those known to be a
         /// released stream's: notes which peer each connected socket has
         /// (in `seen`), and forgets numbers of released streams that have
         /// been closed since.
-        fn look_at_all(&mut self) -> Result<(), Probe> {
+        fn look_at_all(&mut self, thorough: bool) -> Result<(), Probe> {
             self.seen.clear();
             let mut probes = 0;
             let mut free_run = 0;
-            // Up to the highest number open (a run of free numbers, where
-            // many connections closed, must not end the look early), or,
-            // where `/proc` cannot tell, until `GAP` free numbers in a row.
-            let mut highest = self
-                .owned
-                .keys()
-                .copied()
-                .max()
-                .unwrap_or(0)
-                .max(highest_open().unwrap_or(0));
+            // Until `GAP` free numbers in a row past the highest known; a
+            // thorough look on to the highest number open, since a run of
+            // free numbers (where many connections closed) can hide the
+            // ones above it.
+            let mut highest = self.owned.keys().copied().max().unwrap_or(0);
+            if thorough {
+                highest = highest.max(highest_open().unwrap_or(0));
+            }
             let mut number: i32 = 0;
             while (number <= highest || free_run < GAP) && probes < MAX_PROBES {
                 let known = self
