@@ -566,11 +566,10 @@ impl Hub {
             Some((released, copy)) => (Some(released), Some(copy)),
             None => (None, None),
         };
-        if let (Some(watch), Some(remote), true) = (
-            shared.watch.get(),
-            remote,
-            shared.config.close_check.is_some(),
-        ) {
+        if let Some(watch) = shared.watch.get()
+            && let Some(remote) = remote
+            && shared.config.close_check.is_some()
+        {
             let local = released.as_ref().map(|released| released.local).or(local);
             let watched = Watched {
                 remote,

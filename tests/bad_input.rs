@@ -406,9 +406,7 @@ fn clients_that_hang_up_mid_headers_leave_nothing_behind() {
         stream.write_all(partial).expect("send part of the headers");
         if i % 2 == 0 {
             // An abortive close (RST) for half of them.
-            socket2::SockRef::from(&stream)
-                .set_linger(Some(Duration::ZERO))
-                .expect("SO_LINGER");
+            support::reset_on_close(&stream);
         }
         drop(stream);
     }

@@ -113,9 +113,7 @@ fn churn(cycles: usize) {
                         // Abrupt: a reset after the first event.
                         (0, 0) => {
                             client.expect_event(Duration::from_secs(5), "the first event");
-                            socket2::SockRef::from(client.socket())
-                                .set_linger(Some(Duration::ZERO))
-                                .expect("SO_LINGER");
+                            support::reset_on_close(client.socket());
                         }
                         // Abrupt: gone before reading anything.
                         (0, _) => {}

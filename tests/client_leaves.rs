@@ -57,9 +57,7 @@ fn hub_recording(departures: &Departures) -> Hub {
 /// Closes `client`: with a reset (`SO_LINGER` 0) or an orderly FIN.
 fn close(client: Client, reset: bool) {
     if reset {
-        socket2::SockRef::from(client.socket())
-            .set_linger(Some(Duration::ZERO))
-            .expect("SO_LINGER");
+        support::reset_on_close(client.socket());
     }
     drop(client);
 }

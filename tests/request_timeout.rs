@@ -42,10 +42,7 @@ fn hub() -> Hub {
 }
 
 fn open(addr: SocketAddr, first_bytes: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .expect("write timeout");
+    let mut stream = support::raw_connect(addr);
     stream.write_all(first_bytes).expect("write");
     stream
 }

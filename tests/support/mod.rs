@@ -860,6 +860,13 @@ fn read_before(
 }
 
 /// A TCP connection to `addr` with a write timeout, for raw requests.
+/// Makes closing `socket` send a reset (`SO_LINGER` 0) rather than a FIN.
+pub fn reset_on_close(socket: &TcpStream) {
+    socket2::SockRef::from(socket)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
+}
+
 pub fn raw_connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -1166,27 +1173,9 @@ impl FixedEventReader {
         idle: Duration,
         progress: &std::sync::atomic::AtomicUsize,
     ) -> Option<End> {
-        let mut piece = vec![0u8; 256 * 1024];
-        self.stream
-            .set_read_timeout(Some(idle))
-            .expect("set the read timeout");
-        progress.store(self.events(), std::sync::atomic::Ordering::Release);
-        while self.end.is_none() {
-            match self.stream.read(&mut piece) {
-                Ok(0) => self.end = Some(End::Eof),
-                Ok(n) => {
-                    self.take(&piece[..n]);
-                    progress.store(self.events(), std::sync::atomic::Ordering::Release);
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return None;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => self.end = Some(End::Reset),
-                Err(e) => panic!("reading the stream failed: {e}"),
-            }
-        }
-        self.end
+        // A burst that never runs out: no pause, and no one to hurry it.
+        let never = std::sync::atomic::AtomicBool::new(false);
+        self.read_in_bursts(usize::MAX, Duration::ZERO, &never, idle, progress)
     }
 
     /// Reads like a slow client: `burst` bytes, then a pause of `pause`
@@ -1207,6 +1196,7 @@ impl FixedEventReader {
         self.stream
             .set_read_timeout(Some(idle))
             .expect("set the read timeout");
+        progress.store(self.events(), std::sync::atomic::Ordering::Release);
         let mut left = burst;
         while self.end.is_none() && !hurry.load(std::sync::atomic::Ordering::Acquire) {
             let want = left.min(piece.len());
