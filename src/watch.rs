@@ -492,10 +492,8 @@ mod linux {
             let now = Instant::now();
             let streams = shared.stream_addresses();
             let mut listed = HashSet::new();
-            let mut remotes = HashSet::new();
             let mut due = Vec::new();
             for connection in connections {
-                remotes.insert(canonical(connection.remote));
                 let ours = self
                     .listening
                     .iter()
@@ -531,8 +529,10 @@ mod linux {
                 }
             }
             self.heads.retain(|key, _| listed.contains(key));
+            // A request older than the deadline no longer decides anything
+            // (the connection is due whether or not it is remembered).
             if let Some(watch) = shared.watch.get() {
-                lock(&watch.requests).retain(|remote, _| remotes.contains(remote));
+                lock(&watch.requests).retain(|_, at| now.saturating_duration_since(*at) < timeout);
             }
         }
 
