@@ -37,6 +37,10 @@ fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+// Descriptors are checked to come back to no more than before the clients:
+// the count taken then may still hold those of an earlier test's
+// connections, which tiny_http's threads close on their own time.
+
 /// What the disconnect hook saw: the client's address, why, and when.
 type Departures = Arc<Mutex<Vec<(Option<SocketAddr>, DisconnectReason, Instant)>>>;
 
@@ -117,7 +121,7 @@ fn two_hundred_leave() {
     assert!(
         wait_until(
             GONE_WITHIN.saturating_sub(last_close.elapsed()),
-            || fd_count() == fds_idle
+            || fd_count() <= fds_idle
         ),
         "descriptors: {} now, {fds_idle} before the clients",
         fd_count()
@@ -199,7 +203,7 @@ fn two_thousand_connect_close_cycles_leave_nothing_behind() {
         hub.stats().clients == 0
             && hub.stats().streams == 0
             && threads_named("sse-client") == 0
-            && fd_count() == fds_idle
+            && fd_count() <= fds_idle
     });
     assert!(
         settled,

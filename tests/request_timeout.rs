@@ -160,9 +160,11 @@ fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
     drop(partial);
     drop(trickling);
     // Threads: tiny_http ends pool threads beyond its first 4 after 5 s
-    // idle.
+    // idle. Descriptors: no more than before; the count taken then may
+    // still have held those of the previous test's connections, which
+    // tiny_http's threads close on their own time.
     assert!(
-        wait_until(Duration::from_secs(10), || fd_count() == fds_idle
+        wait_until(Duration::from_secs(10), || fd_count() <= fds_idle
             && thread_count() <= threads_idle
             && hub.stats().streams == 0),
         "descriptors {} (idle {fds_idle}), threads {} (idle {threads_idle}), {:?}",
