@@ -13,9 +13,15 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A hub without keep-alives, so that the body holds only what the test
 /// published, and a server for it.
+/// The most events a test here publishes to one client in a burst: each
+/// client's queue holds that many frames, so none is ever missed, however
+/// late its writer thread runs.
+const BURST: usize = 500;
+
 fn quiet_server() -> (Hub, Server) {
     let hub = support::plain_hub()
         .keep_alive(None)
+        .client_buffer(BURST)
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind the server");
@@ -394,7 +400,7 @@ fn http_1_1_writes_are_well_formed_chunks() {
     // A burst: the hub and the writer may join events into fewer chunks,
     // but the decoded body must be exactly the events in order.
     let mut want = Vec::new();
-    for i in 0..500 {
+    for i in 0..BURST {
         let text = format!("event {i} {}", "z".repeat(i % 300));
         hub.notify(&text).expect("notify");
         want.extend_from_slice(format!("data: {text}\n\n").as_bytes());
