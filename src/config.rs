@@ -46,7 +46,9 @@ pub enum SlowClient {
 ///     .client_buffer(512)
 ///     .slow_client(SlowClient::Disconnect)
 ///     .keep_alive(Some(Duration::from_secs(10)))
-///     .history(500, 256 * 1024, Some(Duration::from_secs(60)))
+///     .history_events(500)
+///     .history_bytes(256 * 1024)
+///     .history_age(Some(Duration::from_secs(60)))
 ///     .build()?;
 /// # hub.shutdown()?;
 /// # Ok::<(), sse_server::Error>(())
@@ -220,51 +222,105 @@ impl HubBuilder {
         self
     }
 
-    /// The replay history: the hub keeps the last events, at most `events`
-    /// of them, at most `bytes` of encoded events in all, none older than
-    /// `max_age` (`None`: no age limit). A client that reconnects with a
-    /// `Last-Event-ID` (the header, or a `lastEventId` query parameter)
-    /// first receives the events after that id that it would have received
-    /// (its topics, events sent to it), then the live ones, with no gap and
-    /// no duplicate. When the id is not in the history (unknown, garbage, or
-    /// already evicted), the client gets a gap event (see
-    /// [`gap_event`](HubBuilder::gap_event)) and then the live events.
+    /// How many events the replay history keeps at most. A client that
+    /// reconnects with a `Last-Event-ID` (the header, or a `lastEventId`
+    /// query parameter) first receives the events after that id that it
+    /// would have received (its topics, events sent to it), then the live
+    /// ones, with no gap and no duplicate. When the id is not in the history
+    /// (unknown, garbage, or already evicted), the client gets a gap event
+    /// (see [`gap_event`](HubBuilder::gap_event)) and then the live events.
+    /// The history also keeps at most
+    /// [`history_bytes`](HubBuilder::history_bytes) of encoded events and
+    /// none older than [`history_age`](HubBuilder::history_age).
     ///
     /// While the history is on, every event the publisher gave no id gets
     /// one: `<hub>-<n>`, where `<hub>` is the hub's start time in
     /// milliseconds since the Unix epoch, in hex (so ids from an earlier
     /// run of the program are recognised as unknown), and `<n>` counts the
     /// hub's events from 1. A publisher's own ids are kept as they are.
-    /// `events` or `bytes` of 0 turns the history and automatic ids off. A
-    /// single event larger than `bytes` is not kept, and ends replay across
-    /// it. A zero `max_age` lets each event expire as soon as any time has
-    /// passed: there is nothing to replay, and a client that reconnects
+    /// 0 turns the history and automatic ids off.
+    ///
+    /// Defaults to 1,000 events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let hub = sse_server::Hub::builder()
+    ///     .history_events(500)
+    ///     .history_bytes(256 * 1024)
+    ///     .history_age(Some(Duration::from_secs(60)))
+    ///     .build()?;
+    /// // No history and no automatic ids:
+    /// let plain = sse_server::Hub::builder().history_events(0).build()?;
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn history_events(mut self, events: usize) -> Self {
+        self.history_events = events;
+        self
+    }
+
+    /// How many bytes of encoded events the replay history keeps at most
+    /// (see [`history_events`](HubBuilder::history_events)). A single event
+    /// larger than this is not kept, and ends replay across it. 0 turns the
+    /// history and automatic ids off.
+    ///
+    /// Defaults to 1 MiB.
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.history_bytes = bytes;
+        self
+    }
+
+    /// How old an event in the replay history may grow before it is
+    /// dropped (see [`history_events`](HubBuilder::history_events)); `None`:
+    /// no age limit. A zero age lets each event expire as soon as any time
+    /// has passed: there is nothing to replay, and a client that reconnects
     /// having missed events gets the gap event (events still get automatic
-    /// ids). A `max_age` too long for the clock to reach (such as
+    /// ids). An age too long for the clock to reach (such as
     /// `Duration::MAX`) is no age limit.
     ///
-    /// Defaults to 1,000 events, 1 MiB, 5 minutes.
-    pub fn history(mut self, events: usize, bytes: usize, max_age: Option<Duration>) -> Self {
-        self.history_events = events;
-        self.history_bytes = bytes;
+    /// Defaults to 5 minutes.
+    pub fn history_age(mut self, max_age: Option<Duration>) -> Self {
         self.history_age = max_age;
         self
     }
 
     /// The reconnection time each stream announces when it starts (a
-    /// `retry:` line): `retry` plus a random share of `jitter` drawn for each
-    /// client, uniformly from 0 to `jitter` inclusive, so that after a
-    /// restart the browsers do not all come back in the same millisecond.
-    /// `None` sends no `retry:` line (browsers then wait their own default,
-    /// about 3 s in most). The value sent is capped at 24 hours, so any
-    /// `retry` and `jitter` will do, up to `Duration::MAX`; sub-millisecond
-    /// parts are dropped. A zero `retry` and `jitter` send `retry: 0`:
-    /// clients reconnect at once.
+    /// `retry:` line), before [`retry_jitter`](HubBuilder::retry_jitter) is
+    /// added. `None` sends no `retry:` line (browsers then wait their own
+    /// default, about 3 s in most). The value sent is capped at 24 hours, so
+    /// any duration will do, up to `Duration::MAX`; sub-millisecond parts
+    /// are dropped. A zero `retry` and jitter send `retry: 0`: clients
+    /// reconnect at once.
     ///
-    /// Defaults to 3 seconds with 2 seconds of jitter: each client waits
-    /// 3 to 5 seconds.
-    pub fn retry(mut self, retry: Option<Duration>, jitter: Duration) -> Self {
+    /// Defaults to 3 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Each client is told to wait 1 to 1.5 seconds before it reconnects.
+    /// let hub = sse_server::Hub::builder()
+    ///     .retry(Some(Duration::from_secs(1)))
+    ///     .retry_jitter(Duration::from_millis(500))
+    ///     .build()?;
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn retry(mut self, retry: Option<Duration>) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The random share added to [`retry`](HubBuilder::retry) for each
+    /// client, drawn uniformly from 0 to this inclusive, so that after a
+    /// restart the browsers do not all come back in the same millisecond.
+    /// No effect when `retry` is `None`.
+    ///
+    /// Defaults to 2 seconds: with the default `retry`, each client waits
+    /// 3 to 5 seconds.
+    pub fn retry_jitter(mut self, jitter: Duration) -> Self {
         self.retry_jitter = jitter;
         self
     }

@@ -1,5 +1,6 @@
 //! The connect and disconnect hooks: what they see and what they decide.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,6 +27,17 @@ pub const MAX_TOPICS: usize = 64;
 /// ```
 pub struct ConnectRequest<'a> {
     pub(crate) request: &'a tiny_http::Request,
+}
+
+impl fmt::Debug for ConnectRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values (cookies, tokens) stay out of Debug output.
+        f.debug_struct("ConnectRequest")
+            .field("method", self.request.method())
+            .field("path", &self.path())
+            .field("remote_addr", &self.remote_addr())
+            .finish()
+    }
 }
 
 impl ConnectRequest<'_> {

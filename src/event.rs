@@ -405,7 +405,7 @@ fn encode_lines(out: &mut Vec<u8>, prefix: &str, text: &str) {
 /// # Examples
 ///
 /// ```
-/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
+/// let hub = sse_server::Hub::builder().history_events(0).build()?;
 /// let subscription = hub.subscribe()?;
 /// hub.notify("hello")?;
 /// let frame = subscription.recv()?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::client_id::ClientId;
 use crate::dispatch::{HubThread, Outgoing, Registration};
 use crate::event::{Frame, encode_data};
 use crate::history::Route;
@@ -19,33 +20,6 @@ use crate::stats::{ClientStats, Stats};
 use crate::subscription::{SubscribeOptions, Subscription};
 use crate::watch::{Watch, Watched};
 use crate::{Error, Event, HubBuilder};
-
-/// An id the hub gives each client (stream or subscription), unique among
-/// connected clients. The hub numbers clients from 1; a connect hook or a
-/// subscriber may choose an id of its own instead
-/// ([`Decision::id`](crate::Decision::id)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub(crate) u64);
-
-impl ClientId {
-    /// An id of the caller's choosing. Ids the hub picks count up from 1,
-    /// so ids chosen from the top half of the range (`1 << 63` and up)
-    /// never collide with them.
-    pub fn new(id: u64) -> ClientId {
-        ClientId(id)
-    }
-
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// The handle programs publish through: cheap to clone, and usable from any
 /// thread.
@@ -68,7 +42,7 @@ impl fmt::Display for ClientId {
 /// ```
 /// use sse_server::{Event, Hub};
 ///
-/// let hub = Hub::builder().history(0, 0, None).build()?; // no automatic ids
+/// let hub = Hub::builder().history_events(0).build()?; // no automatic ids
 /// let subscription = hub.subscribe()?;
 ///
 /// let publisher = hub.clone();
@@ -321,7 +295,7 @@ impl Hub {
     /// use sse_server::{Event, Hub, SubscribeOptions};
     /// use std::time::Duration;
     ///
-    /// let hub = Hub::builder().history(0, 0, None).build()?;
+    /// let hub = Hub::builder().history_events(0).build()?;
     /// let sports = hub.subscribe_with(SubscribeOptions::new().topics(["sports"]))?;
     /// hub.publish_to("weather", &Event::new("rain"))?;
     /// hub.publish_to("sports", &Event::new("goal"))?;
@@ -364,7 +338,7 @@ impl Hub {
             return Err(Error::Closed);
         }
         if !lock(&self.inner.shared.clients).contains_key(&client) {
-            return Err(Error::UnknownClient(client.0));
+            return Err(Error::UnknownClient(client));
         }
         self.send(Outgoing {
             frame: event.to_frame(),
@@ -485,9 +459,10 @@ impl Hub {
     /// Each error has been answered to the client already:
     /// [`Error::Closed`] after shutdown, whatever the method,
     /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`],
-    /// [`Error::Spawn`] when the operating system refuses the writer thread,
-    /// [`Error::Pipelined`] for a request kept behind a stream. Until
-    /// shutdown, other methods than `GET` return `Ok` once answered.
+    /// [`Error::Spawn`] when the operating system refuses the writer thread.
+    /// Until shutdown, other methods than `GET` return `Ok` once answered,
+    /// and so does a request kept behind a stream (it is answered when the
+    /// stream ends).
     ///
     /// The first three are counted in
     /// [`Stats::rejected`](crate::Stats::rejected) and told to come back
@@ -528,7 +503,7 @@ impl Hub {
     ) -> Result<(), Error> {
         let shared = &self.inner.shared;
         let Some(request) = shared.park_if_pipelined(request) else {
-            return Err(Error::Pipelined);
+            return Ok(());
         };
         // After shutdown nothing is served here, whatever the method: a
         // `HEAD` answered `200` would tell a health check the stream is up.
@@ -710,7 +685,7 @@ impl Shared {
         // disconnects this channel) when it stops.
         match registered_rx.recv() {
             Ok(true) => Ok(Subscription::new(id, receiver, counters, Arc::clone(self))),
-            Ok(false) => Err(Error::IdInUse(id.0)),
+            Ok(false) => Err(Error::IdInUse(id)),
             Err(_) => Err(Error::Closed),
         }
     }

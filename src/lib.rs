@@ -39,7 +39,7 @@
 //!
 //! # Beyond broadcast
 //!
-//! * Replay: the hub keeps the last events ([`HubBuilder::history`]) and
+//! * Replay: the hub keeps the last events ([`HubBuilder::history_events`]) and
 //!   gives every event without an id one of its own; a client that
 //!   reconnects with `Last-Event-ID` gets exactly what it missed, then the
 //!   live events, or an `sse-gap` event when the history cannot tell.
@@ -47,7 +47,7 @@
 //!   clients ([`Hub::send_to`]).
 //! * Hooks to accept, reject or route clients ([`HubBuilder::on_connect`],
 //!   [`Decision`]) and to learn why they left ([`HubBuilder::on_disconnect`]).
-//! * A `retry:` line with per-client jitter ([`HubBuilder::retry`]), CORS
+//! * A `retry:` line with per-client jitter ([`HubBuilder::retry`], [`HubBuilder::retry_jitter`]), CORS
 //!   ([`Cors`]), and `Event::json` with the `json` feature.
 //!
 //! # Embedding in your own `tiny_http` server
@@ -115,7 +115,9 @@
 //!   finish a request (slowloris) cannot pile up.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
+mod client_id;
 mod config;
 mod connect;
 mod cors;
@@ -134,12 +136,13 @@ mod stream;
 mod subscription;
 mod watch;
 
+pub use client_id::ClientId;
 pub use config::{HubBuilder, SlowClient};
 pub use connect::{ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS};
 pub use cors::Cors;
 pub use error::Error;
 pub use event::{Event, Frame};
-pub use hub::{ClientId, Hub};
+pub use hub::Hub;
 pub use server::{Server, ServerBuilder};
 pub use stats::{ClientStats, Stats};
 pub use subscription::{SubscribeOptions, Subscription};

@@ -160,6 +160,16 @@ impl ServerBuilder {
     }
 }
 
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("hub", &self.hub)
+            .field("path", &self.path)
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
+}
+
 /// An HTTP server for a [`Hub`]: it accepts connections on one address and
 /// streams the hub's events to every client of its event-stream path.
 ///

@@ -54,7 +54,7 @@ impl SubscribeOptions {
     }
 
     /// First receive the events after this id from the replay history (see
-    /// [`HubBuilder::history`](crate::HubBuilder::history)).
+    /// [`HubBuilder::history_events`](crate::HubBuilder::history_events)).
     pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = Some(id.into());
         self
@@ -75,7 +75,7 @@ impl SubscribeOptions {
 /// ```
 /// use std::time::Duration;
 ///
-/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
+/// let hub = sse_server::Hub::builder().history_events(0).build()?;
 /// let subscription = hub.subscribe()?;
 /// hub.notify("a")?;
 /// hub.notify("b")?;

@@ -45,7 +45,7 @@ fn automatic_ids_are_the_hub_start_in_hex_and_a_counter_across_every_route() {
     support::init_logging();
     let before = now_ms();
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .on_connect(|_| Decision::accept().id(ClientId::new(5)).topics(["t"]))
         .build()
@@ -200,8 +200,10 @@ fn an_id_from_another_hub_is_unknown() {
 fn no_history_means_no_automatic_ids() {
     for (events, bytes) in [(0, 0), (0, 1 << 20), (1000, 0)] {
         let hub = Hub::builder()
-            .history(events, bytes, None)
-            .retry(None, Duration::ZERO)
+            .history_events(events)
+            .history_bytes(bytes)
+            .history_age(None)
+            .retry(None)
             .keep_alive(None)
             .build()
             .expect("build the hub");

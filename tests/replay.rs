@@ -40,8 +40,10 @@ fn prefix(id: &str) -> &str {
 /// but no `retry:` line and no keep-alives, so bodies hold only events.
 fn hub_with_history(events: usize, bytes: usize, age: Option<Duration>) -> Hub {
     Hub::builder()
-        .history(events, bytes, age)
-        .retry(None, Duration::ZERO)
+        .history_events(events)
+        .history_bytes(bytes)
+        .history_age(age)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub")
@@ -105,7 +107,7 @@ fn reconnect_while_publishing(form: Form) {
     let (connecting_tx, connecting_rx) = crossbeam_channel::bounded::<()>(1);
     let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .on_connect(move |request| {
             if request.last_event_id().is_some() {
@@ -597,7 +599,7 @@ fn subscribe_with_a_last_event_id_replays_then_goes_live() {
 fn the_gap_event_can_be_renamed() {
     let hub = Hub::builder()
         .gap_event(Some("resync".into()))
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");
@@ -615,7 +617,7 @@ fn the_gap_event_can_be_renamed() {
 fn without_a_gap_event_name_the_gap_is_a_comment() {
     let hub = Hub::builder()
         .gap_event(None)
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");

@@ -184,7 +184,7 @@ fn topics_chosen_by_the_connect_hook_replace_the_query() {
 #[test]
 fn replay_keeps_to_the_clients_topics() {
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");

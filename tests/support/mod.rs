@@ -804,9 +804,7 @@ fn tail(bytes: &[u8], n: usize) -> String {
 /// (automatic event ids, the `retry:` line at connect), so that tests can
 /// expect exact bytes. Tests of those extras build their hub themselves.
 pub fn plain_hub() -> sse_server::HubBuilder {
-    sse_server::Hub::builder()
-        .history(0, 0, None)
-        .retry(None, Duration::ZERO)
+    sse_server::Hub::builder().history_events(0).retry(None)
 }
 
 // ---------------------------------------------------------------------------
