@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::ClientId;
+use crate::client_id::ClientId;
 
 /// The most topics one client may subscribe to; a request with more is
 /// answered `400 Bad Request`.

@@ -1,6 +1,6 @@
 //! Counters the hub keeps.
 
-use crate::ClientId;
+use crate::client_id::ClientId;
 
 /// Counters for a whole hub, from [`Hub::stats`](crate::Hub::stats).
 ///

@@ -110,7 +110,7 @@ mod linux {
     use socket2::Socket;
 
     use super::{Released, local_matches};
-    use crate::hub::lock;
+    use crate::sync::lock;
 
     /// A full look gives up after this many descriptors copied and looked at
     /// (the process's other descriptors: files, listeners, connections not
