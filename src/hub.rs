@@ -24,7 +24,7 @@ use crate::shared::Shared;
 use crate::stats::{ClientStats, Stats};
 use crate::subscription::{SubscribeOptions, Subscription};
 use crate::sync::lock;
-use crate::tiny_http_fixes::release::release_reader;
+use crate::tiny_http_fixes::release::{Released, release_reader};
 use crate::tiny_http_fixes::watch::{self, Watch, WatchSettings, Watched};
 use crate::writer;
 
@@ -439,27 +439,7 @@ impl Hub {
         if let Some(remote) = remote {
             shared.streams.open(remote, Arc::clone(&counters));
         }
-        // Let tiny_http's reading thread go now rather than from the writer
-        // thread, which may take a while to be scheduled in a connect burst:
-        // the sooner that thread is back in tiny_http's pool, the fewer new
-        // ones the pool starts.
-        let (released, copy) = match remote.and_then(|remote| release_reader(remote, local)) {
-            Some((released, copy)) => (Some(released), Some(copy)),
-            None => (None, None),
-        };
-        if let Some(watch) = &self.inner.watch
-            && let Some(remote) = remote
-            && shared.config.close_check.is_some()
-        {
-            let local = released.as_ref().map(|released| released.local).or(local);
-            let watched = Watched {
-                remote,
-                local,
-                counters: Arc::clone(&counters),
-            };
-            watch.stream(copy.as_ref(), watched);
-        }
-        drop(copy);
+        let released = remote.and_then(|remote| self.release_and_watch(remote, local, &counters));
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
@@ -499,6 +479,36 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Lets `tiny_http`'s reading thread of the stream from `remote` go (see
+    /// `tiny_http_fixes/release.rs`), and has the watch thread look after
+    /// the stream. Done here rather than on the writer thread, which may
+    /// take a while to be scheduled in a connect burst: the sooner the
+    /// reading thread is back in `tiny_http`'s pool, the fewer new ones the
+    /// pool starts.
+    fn release_and_watch(
+        &self,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        counters: &Arc<ClientCounters>,
+    ) -> Option<Released> {
+        let (released, copy) = match release_reader(remote, local) {
+            Some((released, copy)) => (Some(released), Some(copy)),
+            None => (None, None),
+        };
+        if let Some(watch) = &self.inner.watch
+            && self.inner.shared.config.close_check.is_some()
+        {
+            let local = released.as_ref().map(|released| released.local).or(local);
+            let watched = Watched {
+                remote,
+                local,
+                counters: Arc::clone(counters),
+            };
+            watch.stream(copy.as_ref(), watched);
+        }
+        released
     }
 
     /// Turns `request` away for now; see [`http::refuse`].
@@ -601,6 +611,12 @@ impl Inner {
             log::error!("BUG: the hub thread panicked");
         }
 
+        self.join_writers(deadline)
+    }
+
+    /// Waits, until `deadline` (`None`: for as long as it takes), for every
+    /// writer thread to end, and joins them.
+    fn join_writers(&self, deadline: Option<Instant>) -> Result<(), Error> {
         let handles = {
             let mut writers = lock(&self.writers);
             writers.alive_tx = None;

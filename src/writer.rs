@@ -70,46 +70,8 @@ pub(crate) fn run(
 ) {
     let remote = request.remote_addr().copied();
     let cors = shared.config.cors.as_ref();
-    let decision = match &shared.config.on_connect {
-        Some(hook) => hook(&ConnectRequest { request: &request }),
-        None => Decision::accept(),
-    };
-    let (topics, chosen_id) = match decision.outcome {
-        Outcome::Reject(status) => {
-            log::debug!("the connect hook refused a client from {remote:?} with {status}");
-            shared.counters.reject();
-            respond_with_cors(cors, request, tiny_http::Response::empty(status).boxed());
-            return;
-        }
-        Outcome::Accept { topics, id } => (topics, id),
-    };
-    let topics = topics.unwrap_or_else(|| ConnectRequest { request: &request }.topics());
-    if topics.len() > MAX_TOPICS {
-        log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
-        let body = format!("at most {MAX_TOPICS} topics\n");
-        shared.counters.reject();
-        let response = tiny_http::Response::from_string(body).with_status_code(400);
-        respond_with_cors(cors, request, response.boxed());
+    let Some((request, subscription)) = admit(request, id, counters, shared) else {
         return;
-    }
-    let mut options = SubscribeOptions::new()
-        .topics(topics)
-        .id(chosen_id.unwrap_or(id));
-    options.last_event_id = connect::last_event_id(&request);
-    options.counters = Some(counters);
-    let subscription = match Subscription::register(shared, options) {
-        Ok(subscription) => subscription,
-        Err(Error::IdInUse(taken)) => {
-            log::debug!("refusing a client from {remote:?}: id {taken} is in use");
-            shared.counters.reject();
-            let response = tiny_http::Response::from_string("client id in use\n");
-            respond_with_cors(cors, request, response.with_status_code(409).boxed());
-            return;
-        }
-        Err(e) => {
-            http::refuse(request, e, &shared.config, &shared.counters);
-            return;
-        }
     };
     let id = subscription.id();
     shared.streams.registered(remote, id, &shared.counters);
@@ -134,20 +96,7 @@ pub(crate) fn run(
         stream.send_events(&head)
     };
     let counters = stream.subscription.counters();
-    let reason = match ending {
-        _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
-        Ending::PeerClosed => DisconnectReason::Closed,
-        Ending::Finished => DisconnectReason::Shutdown,
-        Ending::TimedOut if shared.is_closing() => DisconnectReason::Shutdown,
-        Ending::TimedOut => DisconnectReason::TimedOut,
-        Ending::WriteFailed(
-            ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::WriteZero,
-        ) => DisconnectReason::Closed,
-        Ending::WriteFailed(kind) => DisconnectReason::WriteError(kind),
-    };
+    let reason = reason(ending, counters, shared);
     log::debug!("client {id} left: {reason:?}");
     let disconnect = Disconnect {
         id,
@@ -171,6 +120,78 @@ pub(crate) fn run(
     subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&disconnect);
+    }
+}
+
+/// Asks the connect hook about the client, checks its topics and
+/// registers it with the hub (with its replay). A client refused on the
+/// way has been answered and counted: `None`.
+fn admit(
+    request: tiny_http::Request,
+    id: ClientId,
+    counters: Arc<ClientCounters>,
+    shared: &Arc<Shared>,
+) -> Option<(tiny_http::Request, Subscription)> {
+    let remote = request.remote_addr().copied();
+    let cors = shared.config.cors.as_ref();
+    let decision = match &shared.config.on_connect {
+        Some(hook) => hook(&ConnectRequest { request: &request }),
+        None => Decision::accept(),
+    };
+    let (topics, chosen_id) = match decision.outcome {
+        Outcome::Reject(status) => {
+            log::debug!("the connect hook refused a client from {remote:?} with {status}");
+            shared.counters.reject();
+            respond_with_cors(cors, request, tiny_http::Response::empty(status).boxed());
+            return None;
+        }
+        Outcome::Accept { topics, id } => (topics, id),
+    };
+    let topics = topics.unwrap_or_else(|| ConnectRequest { request: &request }.topics());
+    if topics.len() > MAX_TOPICS {
+        log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
+        let body = format!("at most {MAX_TOPICS} topics\n");
+        shared.counters.reject();
+        let response = tiny_http::Response::from_string(body).with_status_code(400);
+        respond_with_cors(cors, request, response.boxed());
+        return None;
+    }
+    let mut options = SubscribeOptions::new()
+        .topics(topics)
+        .id(chosen_id.unwrap_or(id));
+    options.last_event_id = connect::last_event_id(&request);
+    options.counters = Some(counters);
+    match Subscription::register(shared, options) {
+        Ok(subscription) => Some((request, subscription)),
+        Err(Error::IdInUse(taken)) => {
+            log::debug!("refusing a client from {remote:?}: id {taken} is in use");
+            shared.counters.reject();
+            let response = tiny_http::Response::from_string("client id in use\n");
+            respond_with_cors(cors, request, response.with_status_code(409).boxed());
+            None
+        }
+        Err(e) => {
+            http::refuse(request, e, &shared.config, &shared.counters);
+            None
+        }
+    }
+}
+
+/// Why the stream ended, as the disconnect hook is told.
+fn reason(ending: Ending, counters: &ClientCounters, shared: &Shared) -> DisconnectReason {
+    match ending {
+        _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
+        Ending::PeerClosed => DisconnectReason::Closed,
+        Ending::Finished => DisconnectReason::Shutdown,
+        Ending::TimedOut if shared.is_closing() => DisconnectReason::Shutdown,
+        Ending::TimedOut => DisconnectReason::TimedOut,
+        Ending::WriteFailed(
+            ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::WriteZero,
+        ) => DisconnectReason::Closed,
+        Ending::WriteFailed(kind) => DisconnectReason::WriteError(kind),
     }
 }
 

@@ -313,43 +313,8 @@ mod linux {
                     log::warn!("the watch thread stops: epoll_wait failed ({e})");
                     return;
                 }
-                for message in self.inbox.try_iter() {
-                    match message {
-                        Message::Watched(token, stream) => {
-                            self.watched.insert(token, stream);
-                        }
-                        Message::Polled(stream) => {
-                            self.polled.push(stream);
-                            // The pause may have been set for the request
-                            // deadline alone, which allows longer ones.
-                            let soon = Instant::now()
-                                + self
-                                    .settings
-                                    .close_check
-                                    .unwrap_or(SWEEP_MIN)
-                                    .min(HEADS_MAX);
-                            self.next_sweep = self.next_sweep.min(soon);
-                        }
-                        Message::Listening(addr) => self.listening.push(addr),
-                    }
-                }
-                let mut check = Vec::new();
-                for &event in &events {
-                    let (flags, data) = (event.flags, event.data);
-                    let token = data.u64();
-                    if token == WAKE {
-                        let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
-                        continue;
-                    }
-                    let Some(stream) = self.watched.get(&token) else {
-                        continue;
-                    };
-                    if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
-                        gone(&streams, stream);
-                    } else {
-                        check.push(token);
-                    }
-                }
+                self.take_messages();
+                let check = self.woken(&streams, &events);
                 self.check(&streams, &check);
                 if Instant::now() >= self.next_sweep && self.sweep_needed() {
                     self.sweep(&streams);
@@ -358,6 +323,54 @@ mod linux {
                     self.prune();
                 }
             }
+        }
+
+        /// Takes in the streams and listening addresses the hub sent.
+        fn take_messages(&mut self) {
+            for message in self.inbox.try_iter() {
+                match message {
+                    Message::Watched(token, stream) => {
+                        self.watched.insert(token, stream);
+                    }
+                    Message::Polled(stream) => {
+                        self.polled.push(stream);
+                        // The pause may have been set for the request
+                        // deadline alone, which allows longer ones.
+                        let soon = Instant::now()
+                            + self
+                                .settings
+                                .close_check
+                                .unwrap_or(SWEEP_MIN)
+                                .min(HEADS_MAX);
+                        self.next_sweep = self.next_sweep.min(soon);
+                    }
+                    Message::Listening(addr) => self.listening.push(addr),
+                }
+            }
+        }
+
+        /// Handles what epoll woke the thread for: a stream that was reset
+        /// is gone at once; the tokens of the others (a FIN, or bytes the
+        /// client sent) are given back, for a look at their state.
+        fn woken(&self, streams: &OpenStreams, events: &[epoll::Event]) -> Vec<u64> {
+            let mut check = Vec::new();
+            for &event in events {
+                let (flags, data) = (event.flags, event.data);
+                let token = data.u64();
+                if token == WAKE {
+                    let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                    continue;
+                }
+                let Some(stream) = self.watched.get(&token) else {
+                    continue;
+                };
+                if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+                    gone(streams, stream);
+                } else {
+                    check.push(token);
+                }
+            }
+            check
         }
 
         /// How long to wait for events: until the next list is due.
