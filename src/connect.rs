@@ -198,7 +198,8 @@ pub struct Disconnect {
     pub reason: DisconnectReason,
     /// Events written to the client.
     pub delivered: u64,
-    /// Events it missed because its queue was full.
+    /// Events it missed because its queue was full, in all: the count is
+    /// taken once the hub has let go of the client.
     pub dropped: u64,
 }
 

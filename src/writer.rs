@@ -95,18 +95,13 @@ pub(crate) fn run(
     } else {
         stream.send_events(&head)
     };
-    let counters = stream.subscription.counters();
-    let reason = reason(ending, counters, shared);
+    let counters = Arc::clone(stream.subscription.counters());
+    let reason = reason(ending, &counters, shared);
     log::debug!("client {id} left: {reason:?}");
-    let disconnect = Disconnect {
-        id,
-        remote_addr: remote,
-        reason,
-        delivered: counters.delivered.load(Ordering::Relaxed),
-        dropped: counters.dropped.load(Ordering::Relaxed),
-    };
     // Leave the hub, and wait until it has let go of the client, before the
-    // hook runs: the hook sees the hub without this client.
+    // hook runs: the hook sees the hub without this client, and the final
+    // counts (the hub may have missed the client a few more events since
+    // the stream ended).
     let Stream {
         writer,
         subscription,
@@ -119,7 +114,13 @@ pub(crate) fn run(
     drop(writer);
     subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
-        hook(&disconnect);
+        hook(&Disconnect {
+            id,
+            remote_addr: remote,
+            reason,
+            delivered: counters.delivered.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+        });
     }
 }
 
