@@ -93,7 +93,7 @@ pub(crate) struct Bound {
 
 impl Bound {
     /// Binds `addr` with the socket options every stream needs (see
-    /// [`listen`]) and starts `tiny_http` on it; [`start`](AcceptLoop::start)
+    /// [`listen`]) and starts `tiny_http` on it; [`start`](Bound::start)
     /// then runs the loop on a thread of its own.
     pub(crate) fn bind(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<Bound> {
         let listener = listen(addr, shared.config.write_timeout)?;
