@@ -235,6 +235,9 @@ fn modules_depend_downward_only() {
     }
 
     for (module, used) in &graph {
+        if let Some(circle) = circle_from(module, &graph) {
+            problems.push(format!("import circle: {}", circle.join(" -> ")));
+        }
         let Some(layer) = layer_of(module) else {
             problems.push(format!("{module}: not in LAYERS (tests/layers.rs)"));
             continue;
@@ -249,9 +252,6 @@ fn modules_depend_downward_only() {
                 )),
                 _ => {}
             }
-        }
-        if let Some(circle) = circle_from(module, &graph) {
-            problems.push(format!("import circle: {}", circle.join(" -> ")));
         }
     }
     for (_, members) in LAYERS {
