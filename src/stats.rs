@@ -1,4 +1,4 @@
-//! Counters the hub keeps.
+//! `Stats` and `ClientStats`: what a hub tells of itself and its clients.
 
 use crate::client_id::ClientId;
 
