@@ -10,7 +10,11 @@ use std::thread;
 use std::time::Duration;
 
 use sse_server::{ClientId, Hub, Server};
-use support::{Client, ms, threads_named_exactly, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::threads_named_exactly;
+use support::wait::{ms, wait_until};
 
 /// Writer threads are named after client ids, which every hub numbers from
 /// 1: the tests of this file run one at a time so that names are unique.
@@ -47,8 +51,8 @@ fn ids(hub: &Hub) -> Vec<ClientId> {
 #[test]
 fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
     let _serial = serial();
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -84,7 +88,7 @@ fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
 #[test]
 fn many_clients_leave_one_stays() {
     let _serial = serial();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -132,7 +136,7 @@ fn many_clients_leave_one_stays() {
 fn a_client_that_leaves_while_events_flow_is_removed() {
     let _serial = serial();
     // No keep-alives: only the events can reveal that the client left.
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .client_buffer(1 << 16)
         .build()

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel;
 use sse_server::{Decision, Error, Event, Hub, Server, SubscribeOptions};
-use support::{Client, EventParser, ParsedEvent, ms, read_events, wait_until};
+use support::client::{Client, read_events};
+use support::hubs::sub_events;
+use support::init_logging;
+use support::parser::{EventParser, ParsedEvent, datas};
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -61,13 +65,9 @@ fn resume(addr: std::net::SocketAddr, last_id: &str) -> Client {
     connect(addr, "/events", &[("Last-Event-ID", last_id)])
 }
 
-use support::datas;
-
 fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| i.to_string()).collect()
 }
-
-use support::sub_events;
 
 /// Asserts that a stream's next event is the live `marker` (nothing was
 /// replayed before it and no gap was reported).
@@ -188,7 +188,7 @@ fn reconnect_while_publishing(form: Form) {
 
 #[test]
 fn reconnect_with_the_header_gets_exactly_the_missed_events_then_live_ones() {
-    support::init_logging();
+    init_logging();
     reconnect_while_publishing(Form::Header);
 }
 

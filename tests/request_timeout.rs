@@ -17,7 +17,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{Hub, Server};
-use support::{Client, fd_count, thread_count, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, thread_count};
+use support::raw::raw_connect;
+use support::wait::wait_until;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// The watch lists connections every quarter of the timeout (250 ms here)
@@ -35,14 +40,14 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn hub() -> Hub {
-    support::plain_hub()
+    plain_hub()
         .request_timeout(Some(TIMEOUT))
         .build()
         .expect("build the hub")
 }
 
 fn open(addr: SocketAddr, first_bytes: &[u8]) -> TcpStream {
-    let mut stream = support::raw_connect(addr);
+    let mut stream = raw_connect(addr);
     stream.write_all(first_bytes).expect("write");
     stream
 }
@@ -75,7 +80,7 @@ fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
 #[test]
 fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -178,7 +183,7 @@ fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
 #[test]
 fn a_kept_alive_connection_is_closed_when_no_next_request_comes() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -219,7 +224,7 @@ fn a_kept_alive_connection_is_closed_when_no_next_request_comes() {
 #[test]
 fn an_event_stream_is_not_held_to_the_deadline() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");

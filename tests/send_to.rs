@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{ClientId, Decision, Error, Event, Hub, Server, SubscribeOptions};
-use support::{Client, ParsedEvent, ms, read_events, wait_until};
+use support::client::{Client, read_events};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::ParsedEvent;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -41,11 +45,8 @@ fn connect_new(hub: &Hub, addr: SocketAddr) -> (Client, ClientId) {
 
 #[test]
 fn send_to_reaches_only_that_client() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let mut clients: Vec<(Client, ClientId)> = (0..3).map(|_| connect_new(&hub, addr)).collect();
@@ -91,7 +92,7 @@ fn send_to_reaches_only_that_client() {
 
 #[test]
 fn an_id_that_is_gone_or_never_was_is_unknown() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -136,7 +137,7 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
 
 #[test]
 fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("user").first() {
             Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),

@@ -23,7 +23,12 @@ use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 use sse_server::{ClientId, DisconnectReason, Hub, Server, SlowClient};
-use support::{Client, End, ParsedEvent, fixed_payload, wait_until};
+use support::client::{Client, End};
+use support::fixed::fixed_payload;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::ParsedEvent;
+use support::wait::wait_until;
 
 const BIG: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(10);
@@ -144,8 +149,8 @@ struct DropRun {
 /// the stalled one misses some, a burst of small ones from a publisher
 /// thread, then the stalled client reads again and three more events come.
 fn drop_newest_run() -> DropRun {
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .client_buffer(8)
         .keep_alive(None)
         .build()
@@ -395,9 +400,9 @@ fn drop_newest_the_gap_event_stands_where_the_hole_is() {
 
 #[test]
 fn disconnect_policy_ends_a_stalled_clients_stream_after_what_was_queued() {
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .client_buffer(4)
         .slow_client(SlowClient::Disconnect)
         .keep_alive(None)

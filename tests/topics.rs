@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{Decision, Event, Hub, MAX_TOPICS, Server, SubscribeOptions, Subscription};
-use support::{Client, EventParser, read_events};
+use support::client::{Client, read_events};
+use support::hubs::{plain_hub, sub_events};
+use support::init_logging;
+use support::parser::{EventParser, datas};
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -20,17 +24,10 @@ fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
     client
 }
 
-use support::datas;
-
-use support::sub_events;
-
 #[test]
 fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
 
@@ -120,10 +117,7 @@ fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {
 
 #[test]
 fn topic_names_are_percent_decoded() {
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let mut slash = connect(addr, "/events?topic=a%2Fb", &[]);
@@ -157,7 +151,7 @@ fn topic_names_are_percent_decoded() {
 
 #[test]
 fn topics_chosen_by_the_connect_hook_replace_the_query() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("as").first() {
             Some(user) => Decision::accept().topics([format!("user-{user}"), "news".into()]),
@@ -266,7 +260,7 @@ fn replay_keeps_to_the_clients_topics() {
 
 #[test]
 fn more_than_max_topics_get_400() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("hook").first() {
             Some(n) => {
@@ -310,7 +304,7 @@ fn more_than_max_topics_get_400() {
     assert_eq!(from_hook.status, 400, "the hook's topics count too");
     from_hook.read_to_end(WAIT);
     assert!(
-        support::wait_until(WAIT, || hub.stats().streams == 0),
+        wait_until(WAIT, || hub.stats().streams == 0),
         "no stream is left open: {:?}",
         hub.stats()
     );

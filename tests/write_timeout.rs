@@ -30,7 +30,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, DisconnectReason, Server};
-use support::{End, fixed_payload, ms, threads_named_exactly, wait_until};
+use support::client::End;
+use support::fixed::{fixed_payload, spawn_fixed_readers};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::threads_named_exactly;
+use support::wait::{ms, wait_until};
 
 const READERS: usize = 100;
 const PAYLOAD: usize = 64 * 1024;
@@ -153,9 +158,9 @@ impl Publisher {
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .write_timeout(WRITE_TIMEOUT)
         .keep_alive(None)
         .client_buffer(64)
@@ -168,7 +173,7 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let addr = server.local_addr();
 
     // The readers, each on a thread of its own; one in four on HTTP/1.0.
-    let (progress, readers) = support::spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
+    let (progress, readers) = spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
     assert_eq!(hub.stats().streams, READERS);
     let reader_ids: Vec<ClientId> = hub.clients().into_iter().map(|c| c.id).collect();
     let mut publisher = Publisher {
@@ -377,9 +382,9 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
 #[test]
 fn the_disconnect_hook_says_timed_out_for_a_client_that_never_reads() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .write_timeout(WRITE_TIMEOUT)
         .keep_alive(None)
         .on_disconnect(move |d| {

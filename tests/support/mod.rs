@@ -13,10 +13,6 @@ pub mod proc;
 pub mod raw;
 pub mod wait;
 
-// Until each test file names what it imports.
-#[allow(unused_imports)]
-pub use self::{child::*, client::*, fixed::*, hubs::*, parser::*, proc::*, raw::*, wait::*};
-
 /// Turns on the crate's logging when `RUST_LOG` asks for it.
 pub fn init_logging() {
     let _ = env_logger::builder().is_test(true).try_init();
