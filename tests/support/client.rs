@@ -6,6 +6,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::chunked::{ChunkDecoder, Piece};
 use super::parser::{EventParser, ParsedEvent};
 use super::raw::{find, read_before};
 
@@ -32,15 +33,6 @@ pub enum End {
     Reset,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ChunkState {
-    Size,
-    Data(usize),
-    DataEnd,
-    Trailer,
-    Done,
-}
-
 /// An HTTP client for one request over a real socket, which decodes the
 /// response body as it arrives and parses it as an event stream.
 pub struct Client {
@@ -59,7 +51,7 @@ pub struct Client {
     parsed: usize,
     parser: EventParser,
     events: VecDeque<ParsedEvent>,
-    chunk: ChunkState,
+    chunks: ChunkDecoder,
     chunk_sizes: Vec<usize>,
     end: Option<End>,
 }
@@ -231,7 +223,7 @@ impl Client {
             parsed: 0,
             parser: EventParser::new(),
             events: VecDeque::new(),
-            chunk: ChunkState::Size,
+            chunks: ChunkDecoder::new(),
             chunk_sizes: Vec::new(),
             end: None,
         };
@@ -342,73 +334,28 @@ impl Client {
                     self.end = Some(End::Complete);
                 }
             }
-            Framing::Chunked => loop {
-                match self.chunk {
-                    ChunkState::Size => {
-                        let Some(at) = find(&self.raw, b"\r\n") else {
-                            if self.raw.len() > 1024 {
-                                return Err("chunk-size line longer than 1 KiB".into());
-                            }
-                            break;
-                        };
-                        let line = String::from_utf8_lossy(&self.raw[..at]).into_owned();
-                        let size_text = line.split(';').next().unwrap_or_default().trim();
-                        let size = usize::from_str_radix(size_text, 16)
-                            .map_err(|_| format!("bad chunk-size line {line:?}"))?;
-                        self.raw.drain(..at + 2);
-                        if size == 0 {
-                            self.chunk = ChunkState::Trailer;
-                        } else {
-                            self.chunk_sizes.push(size);
-                            self.chunk = ChunkState::Data(size);
-                        }
-                    }
-                    ChunkState::Data(left) => {
-                        let take = left.min(self.raw.len());
-                        if take == 0 {
-                            break;
-                        }
-                        self.body.extend(self.raw.drain(..take));
-                        self.chunk = if take == left {
-                            ChunkState::DataEnd
-                        } else {
-                            ChunkState::Data(left - take)
-                        };
-                    }
-                    ChunkState::DataEnd => {
-                        if self.raw.len() < 2 {
-                            break;
-                        }
-                        if &self.raw[..2] != b"\r\n" {
-                            return Err(format!(
-                                "chunk data not followed by CRLF but by {:?}",
-                                String::from_utf8_lossy(&self.raw[..2])
-                            ));
-                        }
-                        self.raw.drain(..2);
-                        self.chunk = ChunkState::Size;
-                    }
-                    ChunkState::Trailer => {
-                        let Some(at) = find(&self.raw, b"\r\n") else {
-                            break;
-                        };
-                        self.raw.drain(..at + 2);
-                        if at == 0 {
-                            self.chunk = ChunkState::Done;
-                            self.end = Some(End::FinalChunk);
-                        }
-                    }
-                    ChunkState::Done => {
-                        if !self.raw.is_empty() {
-                            return Err(format!(
-                                "bytes after the final chunk: {:?}",
-                                String::from_utf8_lossy(&self.raw)
-                            ));
-                        }
-                        break;
+            Framing::Chunked => {
+                let mut input = &self.raw[..];
+                while let Some(piece) = self
+                    .chunks
+                    .next_piece(&mut input)
+                    .map_err(|e| e.to_string())?
+                {
+                    match piece {
+                        Piece::Start(size) => self.chunk_sizes.push(size),
+                        Piece::Data(data) => self.body.extend_from_slice(data),
+                        Piece::End => {}
+                        Piece::Last => self.end = Some(End::FinalChunk),
                     }
                 }
-            },
+                if !input.is_empty() {
+                    return Err(format!(
+                        "bytes after the final chunk: {:?}",
+                        String::from_utf8_lossy(input)
+                    ));
+                }
+                self.raw.clear();
+            }
         }
         let events = self.parser.feed(&self.body[self.parsed..]);
         self.parsed = self.body.len();

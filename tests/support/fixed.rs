@@ -4,7 +4,8 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::client::{ChunkState, End, HEAD_TIMEOUT};
+use super::chunked::{ChunkDecoder, Piece};
+use super::client::{End, HEAD_TIMEOUT};
 use super::raw::{find, read_raw};
 
 /// How many bytes of an event `FixedEventReader` checks: `data: ` and the
@@ -68,9 +69,7 @@ pub struct FixedEventReader {
     payload_len: usize,
     /// Body bytes decoded so far.
     body_len: usize,
-    /// The framing bytes of the chunk-size line or trailer being read.
-    line: Vec<u8>,
-    chunk: ChunkState,
+    chunks: ChunkDecoder,
     /// The first bytes of the event being received.
     prefix: Vec<u8>,
     /// When each complete event arrived.
@@ -140,8 +139,7 @@ impl FixedEventReader {
             event_len: payload_len + 8,
             payload_len,
             body_len: 0,
-            line: Vec::new(),
-            chunk: ChunkState::Size,
+            chunks: ChunkDecoder::new(),
             prefix: Vec::with_capacity(FIXED_PREFIX),
             arrivals: Vec::new(),
             end: None,
@@ -219,60 +217,26 @@ impl FixedEventReader {
     }
 
     /// Takes bytes from the socket: decodes the framing, hands the body on.
-    fn take(&mut self, mut bytes: &[u8]) {
+    fn take(&mut self, bytes: &[u8]) {
         if !self.chunked {
             self.body(bytes);
             return;
         }
-        while !bytes.is_empty() {
-            match self.chunk {
-                ChunkState::Size | ChunkState::Trailer => {
-                    let b = bytes[0];
-                    bytes = &bytes[1..];
-                    if b != b'\n' {
-                        self.line.push(b);
-                        assert!(self.line.len() < 64, "a runaway chunk-size line");
-                        continue;
-                    }
-                    let line = String::from_utf8_lossy(&self.line).trim().to_owned();
-                    self.line.clear();
-                    if self.chunk == ChunkState::Trailer {
-                        if line.is_empty() {
-                            self.chunk = ChunkState::Done;
-                            self.end = Some(End::FinalChunk);
-                        }
-                        continue;
-                    }
-                    let size = usize::from_str_radix(&line, 16)
-                        .unwrap_or_else(|_| panic!("bad chunk-size line {line:?}"));
-                    self.chunk = if size == 0 {
-                        ChunkState::Trailer
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
-                ChunkState::Data(left) => {
-                    let take = left.min(bytes.len());
-                    self.body(&bytes[..take]);
-                    bytes = &bytes[take..];
-                    self.chunk = if take == left {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left - take)
-                    };
-                }
-                ChunkState::DataEnd => {
-                    let b = bytes[0];
-                    bytes = &bytes[1..];
-                    match b {
-                        b'\r' => {}
-                        b'\n' => self.chunk = ChunkState::Size,
-                        _ => panic!("chunk data not followed by CRLF"),
-                    }
-                }
-                ChunkState::Done => panic!("{} bytes after the final chunk", bytes.len()),
+        let mut input = bytes;
+        loop {
+            match self.chunks.next_piece(&mut input) {
+                Ok(Some(Piece::Data(data))) => self.body(data),
+                Ok(Some(Piece::Last)) => self.end = Some(End::FinalChunk),
+                Ok(Some(Piece::Start(_) | Piece::End)) => {}
+                Ok(None) => break,
+                Err(e) => panic!("malformed chunked body: {e}"),
             }
         }
+        assert!(
+            input.is_empty(),
+            "{} bytes after the final chunk",
+            input.len()
+        );
     }
 
     /// Takes body bytes: checks each event's first bytes and its blank line,

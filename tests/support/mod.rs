@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod chunked;
 pub mod client;
 pub mod fixed;
 pub mod hubs;

@@ -5,6 +5,7 @@ use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::chunked::{ChunkDecoder, ChunkError, Piece};
 use super::client::End;
 use super::wait::ms;
 
@@ -143,34 +144,26 @@ pub fn parse_response(bytes: &[u8]) -> Option<(RawResponse, usize)> {
     ))
 }
 
-/// Decodes a chunked body at the start of `bytes`: the data, whether the
-/// final chunk (and its blank line) arrived, and the bytes after it.
-pub fn dechunk(bytes: &[u8]) -> Result<(Vec<u8>, bool, &[u8]), String> {
+/// Decodes a chunked body at the start of `bytes`: the data of its whole
+/// chunks, whether the final chunk (and its blank line) arrived, and the
+/// bytes after the body (or, while it has not ended, those of the chunk
+/// not yet whole).
+pub fn dechunk(bytes: &[u8]) -> Result<(Vec<u8>, bool, &[u8]), ChunkError> {
+    let mut decoder = ChunkDecoder::new();
+    let mut input = bytes;
     let mut data = Vec::new();
-    let mut rest = bytes;
-    loop {
-        let Some(at) = find(rest, b"\r\n") else {
-            return Ok((data, false, rest));
-        };
-        let line = String::from_utf8_lossy(&rest[..at]).into_owned();
-        let size = usize::from_str_radix(line.trim(), 16)
-            .map_err(|_| format!("bad chunk-size line {line:?}"))?;
-        let after = &rest[at + 2..];
-        if size == 0 {
-            return match after.strip_prefix(b"\r\n") {
-                Some(tail) => Ok((data, true, tail)),
-                None => Ok((data, false, after)),
-            };
+    // How much of `data` whole chunks hold, and where the next chunk starts.
+    let (mut whole, mut rest) = (0, bytes);
+    while let Some(piece) = decoder.next_piece(&mut input)? {
+        match piece {
+            Piece::Start(_) => {}
+            Piece::Data(more) => data.extend_from_slice(more),
+            Piece::End => (whole, rest) = (data.len(), input),
+            Piece::Last => return Ok((data, true, input)),
         }
-        if after.len() < size + 2 {
-            return Ok((data, false, rest));
-        }
-        if &after[size..size + 2] != b"\r\n" {
-            return Err("chunk data not followed by CRLF".into());
-        }
-        data.extend_from_slice(&after[..size]);
-        rest = &after[size + 2..];
     }
+    data.truncate(whole);
+    Ok((data, false, rest))
 }
 
 /// Where `needle` first occurs in `haystack`.
