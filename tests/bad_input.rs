@@ -13,7 +13,6 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sse_server::{DisconnectReason, Hub, HubBuilder, Server};
@@ -22,17 +21,10 @@ use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::{fd_count, thread_count, thread_names, threads_named};
 use support::raw::{RawResponse, dechunk, parse_response, raw_connect, read_raw, reset_on_close};
+use support::serial;
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A plain hub (exact bytes) whose streams notice a departed client within
 /// a tenth of a second.

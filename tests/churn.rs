@@ -24,8 +24,8 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::{fd_count, proc_status_kib, thread_count, thread_names, threads_named};
 use support::raw::reset_on_close;
+use support::serial;
 use support::wait::{ms, wait_until};
 
 const WORKERS: usize = 4;
@@ -46,14 +47,6 @@ const IDLE_SERVER_THREADS: usize = 8;
 /// socket.
 const IDLE_SERVER_FDS: usize = 5;
 const SETTLE: Duration = Duration::from_secs(20);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn rss_kib() -> u64 {
     proc_status_kib("self", "VmRSS").expect("VmRSS")

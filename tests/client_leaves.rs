@@ -17,7 +17,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,20 +28,13 @@ use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::{fd_count, threads_named};
 use support::raw::reset_on_close;
+use support::serial;
 use support::wait::wait_until;
 
 const CLIENTS: usize = 200;
 /// What the issue asks: every client gone within 2 s of closing.
 const GONE_WITHIN: Duration = Duration::from_secs(2);
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 // Descriptors are checked to come back to no more than before the clients:
 // the count taken then may still hold those of an earlier test's

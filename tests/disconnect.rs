@@ -4,8 +4,8 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -14,17 +14,12 @@ use support::client::Client;
 use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::threads_named_exactly;
+use support::serial;
 use support::wait::{ms, wait_until};
 
-/// Writer threads are named after client ids, which every hub numbers from
-/// 1: the tests of this file run one at a time so that names are unique.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// Writer threads are named after client ids, which every hub numbers from
+// 1: the tests of this file run one at a time (`serial`) so that names are
+// unique.
 
 const WAIT: Duration = Duration::from_secs(5);
 

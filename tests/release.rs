@@ -10,7 +10,6 @@
 mod support;
 
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sse_server::Server;
@@ -18,19 +17,13 @@ use support::client::Client;
 use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::{fd_count, thread_count};
+use support::serial;
 use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// `tiny_http`'s idle pool threads end 5 s after their last connection.
 const POOL_LINGER: Duration = Duration::from_secs(20);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[test]
 fn each_stream_holds_one_descriptor_and_one_thread_of_the_server() {

@@ -11,8 +11,8 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::{fd_count, thread_count};
 use support::raw::raw_connect;
+use support::serial;
 use support::wait::wait_until;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,14 +31,6 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 /// debug build (closing 300 connections takes it about a second here).
 const SLACK: Duration = Duration::from_secs(8);
 const EACH: usize = 100;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn hub() -> Hub {
     plain_hub()

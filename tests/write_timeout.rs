@@ -24,8 +24,8 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use support::fixed::{fixed_payload, spawn_fixed_readers};
 use support::hubs::plain_hub;
 use support::init_logging;
 use support::proc::threads_named_exactly;
+use support::serial;
 use support::wait::{ms, wait_until};
 
 const READERS: usize = 100;
@@ -114,15 +115,8 @@ struct Stalled {
     after_last_write: Duration,
 }
 
-/// The tests of this file run one at a time: the first watches a writer
-/// thread by name, and counts on the machine for its latencies.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// The tests of this file run one at a time (`serial`): the first watches a
+// writer thread by name, and counts on the machine for its latencies.
 
 struct Publisher {
     hub: sse_server::Hub,

@@ -4,6 +4,8 @@
 //! it uses; not every file uses every helper.
 #![allow(dead_code)]
 
+use std::sync::{Mutex, MutexGuard};
+
 pub mod child;
 pub mod chunked;
 pub mod client;
@@ -17,4 +19,15 @@ pub mod wait;
 /// Turns on the crate's logging when `RUST_LOG` asks for it.
 pub fn init_logging() {
     let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// Makes the tests of one binary that take it run one at a time, for those
+/// that watch process-wide things (threads, descriptors, memory, timing)
+/// another test would disturb. A test that failed holding it does not stop
+/// the others.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
