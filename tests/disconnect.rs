@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use sse_server::{ClientId, Hub, Server};
+use sse_server::{ClientId, Server};
 use support::client::Client;
-use support::hubs::plain_hub;
+use support::hubs::{client_ids, new_client_id, plain_hub};
 use support::init_logging;
 use support::proc::threads_named_exactly;
 use support::serial;
@@ -25,22 +25,6 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn writer_name(id: ClientId) -> String {
     format!("sse-client-{id}")
-}
-
-/// The id of the one client connected since `before` was taken.
-fn new_client_id(hub: &Hub, before: &[ClientId]) -> ClientId {
-    let new: Vec<ClientId> = hub
-        .clients()
-        .into_iter()
-        .map(|c| c.id)
-        .filter(|id| !before.contains(id))
-        .collect();
-    assert_eq!(new.len(), 1, "exactly one new client: {new:?}");
-    new[0]
-}
-
-fn ids(hub: &Hub) -> Vec<ClientId> {
-    hub.clients().into_iter().map(|c| c.id).collect()
 }
 
 #[test]
@@ -99,7 +83,7 @@ fn many_clients_leave_one_stays() {
         })
         .collect();
     assert_eq!(hub.stats().clients, 21);
-    let leaver_ids: Vec<ClientId> = ids(&hub)
+    let leaver_ids: Vec<ClientId> = client_ids(&hub)
         .into_iter()
         .filter(|&id| id != stayer_id)
         .collect();
@@ -111,7 +95,7 @@ fn many_clients_leave_one_stays() {
         "the leavers are removed; stats: {:?}",
         hub.stats()
     );
-    assert_eq!(ids(&hub), [stayer_id]);
+    assert_eq!(client_ids(&hub), [stayer_id]);
     for &id in &leaver_ids {
         let name = writer_name(id);
         assert!(

@@ -15,14 +15,10 @@ use sse_server::{
 use support::client::{Client, End, read_events};
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::parser::ParsedEvent;
+use support::parser::{ParsedEvent, datas};
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
-}
 
 /// Adds a disconnect hook that hands every `Disconnect` to the receiver.
 fn reporting(builder: HubBuilder) -> (HubBuilder, Receiver<Disconnect>) {

@@ -25,7 +25,7 @@ use crossbeam_channel::RecvTimeoutError;
 use sse_server::{ClientId, DisconnectReason, Hub, Server, SlowClient};
 use support::client::{Client, End};
 use support::fixed::fixed_payload;
-use support::hubs::plain_hub;
+use support::hubs::{new_client_id, plain_hub};
 use support::init_logging;
 use support::parser::ParsedEvent;
 use support::wait::wait_until;
@@ -92,17 +92,6 @@ impl Reader {
     }
 }
 
-fn client_id(hub: &Hub, others: &[ClientId]) -> ClientId {
-    let ids: Vec<ClientId> = hub
-        .clients()
-        .into_iter()
-        .map(|c| c.id)
-        .filter(|id| !others.contains(id))
-        .collect();
-    assert_eq!(ids.len(), 1, "one new client: {ids:?}");
-    ids[0]
-}
-
 /// Two clients of one server: one that never reads (until the test reads
 /// from it), one that reads on a thread of its own until `until` events.
 struct Pair {
@@ -119,9 +108,9 @@ impl Pair {
         let server = Server::bind("127.0.0.1:0", hub).expect("bind");
         let addr = server.local_addr();
         let stalled = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-        let stalled_id = client_id(hub, &[]);
+        let stalled_id = new_client_id(hub, &[]);
         let reader_client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-        let reader_id = client_id(hub, &[stalled_id]);
+        let reader_id = new_client_id(hub, &[stalled_id]);
         let until = Arc::new(AtomicUsize::new(usize::MAX));
         let reader = Reader::start(reader_client, Arc::clone(&until));
         Pair {

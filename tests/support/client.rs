@@ -476,6 +476,15 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Opens an event stream over HTTP/1.1 with the extra headers, and checks
+/// that it was accepted (200).
+pub fn open_stream(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
+    let client = Client::connect(addr, path, "1.1", headers)
+        .unwrap_or_else(|e| panic!("connect {path} {headers:?}: {e}"));
+    assert_eq!(client.status, 200, "GET {path} {headers:?}");
+    client
+}
+
 /// Reads `n` events from `client`, each within `per_event`, panicking with
 /// context when one does not come.
 pub fn read_events(client: &mut Client, n: usize, per_event: Duration) -> Vec<ParsedEvent> {

@@ -13,6 +13,24 @@ pub fn plain_hub() -> sse_server::HubBuilder {
     sse_server::Hub::builder().history_events(0).retry(None)
 }
 
+/// The ids of the clients the hub lists.
+pub fn client_ids(hub: &sse_server::Hub) -> Vec<sse_server::ClientId> {
+    hub.clients().into_iter().map(|c| c.id).collect()
+}
+
+/// The id of the one client connected since `before` was taken.
+pub fn new_client_id(
+    hub: &sse_server::Hub,
+    before: &[sse_server::ClientId],
+) -> sse_server::ClientId {
+    let new: Vec<sse_server::ClientId> = client_ids(hub)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "exactly one new client: {new:?}");
+    new[0]
+}
+
 /// Reads events from a subscription until `n` have been parsed.
 pub fn sub_events(
     sub: &sse_server::Subscription,
