@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 use sse_server::{Error, Event, Frame, Hub, Server, Subscription};
-use support::{Client, End, wait_until};
+use support::client::{Client, End};
+use support::init_logging;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -70,7 +72,7 @@ fn keep_alives(body: &[u8]) -> usize {
 
 #[test]
 fn every_duration_at_its_maximum() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::builder()
         .keep_alive(Some(Duration::MAX))
         .write_timeout(Duration::MAX)
@@ -161,7 +163,7 @@ fn every_duration_at_its_maximum() {
 
 #[test]
 fn every_duration_at_zero() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::builder()
         .keep_alive(Some(Duration::ZERO))
         .write_timeout(Duration::ZERO)

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sse_server::{Error, Event, Hub};
-use support::{EventParser, ParsedEvent};
+use support::parser::{EventParser, ParsedEvent};
 
 const CASES: usize = 5_000;
 

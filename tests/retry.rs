@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{Hub, Server};
-use support::Client;
+use support::client::Client;
+use support::init_logging;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -34,7 +35,7 @@ fn first_retry(addr: SocketAddr, version: &str) -> (Option<u64>, Client) {
 
 #[test]
 fn the_default_retry_is_3_to_5_seconds_and_jittered() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::new().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
