@@ -241,7 +241,7 @@ fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
         "tiny_http's accept thread never waited in accept()"
     );
     // No request yet, so the acceptor makes no wake-up connections
-    // (`AcceptLoop::kick`): nothing but the test takes descriptors.
+    // (`src/tiny_http_fixes/pool.rs`): nothing but the test takes descriptors.
     fill();
     eprintln!("holding {} descriptors", lock(&HELD).len());
     let addr = server.local_addr();

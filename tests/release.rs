@@ -1,6 +1,6 @@
 //! A stream lets go of `tiny_http`'s reading side: once it is accepted, the
 //! connection holds one descriptor on the server and no `tiny_http` thread
-//! (Linux; see `src/release.rs`).
+//! (Linux; see `src/tiny_http_fixes/release.rs`).
 //!
 //! The tests count the whole process's descriptors and threads, so they run
 //! one at a time.
