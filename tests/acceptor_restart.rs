@@ -1,7 +1,7 @@
 //! The acceptor survives `accept()` failing with EMFILE.
 //!
 //! `tiny_http` 0.12's accept thread ends for good on any `accept()` error;
-//! the library's acceptor (`server.rs`, `AcceptLoop`) notices, logs a
+//! the library's acceptor (`acceptor.rs`, `AcceptLoop`) notices, logs a
 //! warning, and starts a new one on the same socket after a backoff.
 //!
 //! Running out of descriptors is process-wide, so each scenario runs in a
