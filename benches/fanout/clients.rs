@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 
 use crate::Res;
+use crate::chunked::ChunkDecoder;
 use crate::options::parse_number;
+use crate::parser::{EventParser, ParsedEvent};
 use crate::report::ClientReport;
 use crate::system::{cpu_ticks, ticks_ms, unix_ns};
 
@@ -267,10 +269,10 @@ fn client_thread(
     };
     let _ = handshake_tx.send(Ok(()));
     tally.latencies.reserve(events.min(1 << 20) as usize);
-    let mut parser = Parser::new(chunked);
+    let mut stream = StreamReader::new(chunked);
     let mut buf = vec![0u8; 32 * 1024];
     if !leftover.is_empty() {
-        handle_read(&mut parser, &leftover, events, &mut tally, shared);
+        handle_read(&mut stream, &leftover, events, &mut tally, shared);
     }
     if let Err(e) = socket.set_read_timeout(Some(Duration::from_millis(100))) {
         tally.read_error = Some(format!("set_read_timeout: {e}"));
@@ -281,7 +283,7 @@ fn client_thread(
                 tally.eof = true;
                 break;
             }
-            Ok(n) => handle_read(&mut parser, &buf[..n], events, &mut tally, shared),
+            Ok(n) => handle_read(&mut stream, &buf[..n], events, &mut tally, shared),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -297,7 +299,7 @@ fn client_thread(
 }
 
 fn handle_read(
-    parser: &mut Parser,
+    stream: &mut StreamReader,
     bytes: &[u8],
     events: u64,
     tally: &mut ClientTally,
@@ -306,8 +308,11 @@ fn handle_read(
     let now_ns = unix_ns();
     let before = tally.delivered;
     let was_complete = tally.complete;
-    parser.feed(bytes, &mut |event| on_event(event, now_ns, events, tally));
-    if let Some(e) = parser.error.take() {
+    let (completed, error) = stream.feed(bytes);
+    for event in &completed {
+        on_event(event, now_ns, events, tally);
+    }
+    if let Some(e) = error {
         tally.read_error.get_or_insert(e);
     }
     if tally.delivered != before {
@@ -318,30 +323,27 @@ fn handle_read(
     }
 }
 
-fn on_event(event: ParsedEvent<'_>, now_ns: u64, events: u64, tally: &mut ClientTally) {
-    match event.name {
-        None | Some(b"message") => {}
-        Some(b"sse-gap") => {
+fn on_event(event: &ParsedEvent, now_ns: u64, events: u64, tally: &mut ClientTally) {
+    // The bench's events (and the gap event) have one data line; should one
+    // come with more, the first is the one to read.
+    let data = event.data.lines().next().unwrap_or_default();
+    match event.event_type.as_str() {
+        "message" => {}
+        "sse-gap" => {
             tally.gaps += 1;
-            if let Some(n) = event
-                .data
-                .and_then(|data| data.strip_prefix(b"missed "))
-                .and_then(|n| std::str::from_utf8(n).ok())
+            if let Some(n) = data
+                .strip_prefix("missed ")
                 .and_then(|n| n.trim().parse::<u64>().ok())
             {
                 tally.missed += n;
             }
             return;
         }
-        Some(_) => return,
+        _ => return,
     }
-    let Some(data) = event.data else {
-        tally.bad_data += 1;
-        return;
-    };
-    let mut fields = data.split(|&b| b == b' ');
-    let number =
-        |field: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(field?).ok()?.parse().ok() };
+    // "<seq> <send_unix_ns> xxx..."
+    let mut fields = data.split(' ');
+    let number = |field: Option<&str>| -> Option<u64> { field?.parse().ok() };
     let (Some(seq), Some(sent_ns)) = (number(fields.next()), number(fields.next())) else {
         tally.bad_data += 1;
         return;
@@ -428,142 +430,38 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// One event as the parser hands it over: its name and first data line.
-struct ParsedEvent<'a> {
-    name: Option<&'a [u8]>,
-    data: Option<&'a [u8]>,
+/// One stream's body on its way to events: the chunked framing taken off
+/// (when the response has it), then the event stream parsed.
+struct StreamReader {
+    /// `None` when the body is not chunked: it runs to the end of the
+    /// connection.
+    chunks: Option<ChunkDecoder>,
+    /// The body bytes of the last read, the buffer kept from read to read.
+    body: Vec<u8>,
+    events: EventParser,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Reading a chunk-size line.
-    Size,
-    /// This many body bytes left in the chunk.
-    Data(usize),
-    /// Reading the CRLF after a chunk's data.
-    DataEnd,
-    /// The last chunk came.
-    Done,
-    /// No chunked framing: the body runs to the end of the connection.
-    Raw,
-}
-
-/// Chunked framing, then the event stream (lines end in LF or CRLF; the first
-/// `data:` line and the `event:` line of each event are kept).
-struct Parser {
-    chunk: Chunk,
-    size_line: Vec<u8>,
-    line: Vec<u8>,
-    name: Option<Vec<u8>>,
-    data: Option<Vec<u8>>,
-    error: Option<String>,
-}
-
-impl Parser {
-    fn new(chunked: bool) -> Parser {
-        Parser {
-            chunk: if chunked { Chunk::Size } else { Chunk::Raw },
-            size_line: Vec::new(),
-            line: Vec::with_capacity(256),
-            name: None,
-            data: None,
-            error: None,
+impl StreamReader {
+    fn new(chunked: bool) -> StreamReader {
+        StreamReader {
+            chunks: chunked.then(ChunkDecoder::new),
+            body: Vec::with_capacity(32 * 1024),
+            events: EventParser::new(),
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8], on_event: &mut dyn FnMut(ParsedEvent<'_>)) {
-        while !bytes.is_empty() {
-            match self.chunk {
-                Chunk::Raw => {
-                    self.body(bytes, on_event);
-                    return;
-                }
-                Chunk::Done => {
-                    self.error
-                        .get_or_insert_with(|| "bytes after the last chunk".into());
-                    return;
-                }
-                Chunk::Size | Chunk::DataEnd => {
-                    let Some(at) = bytes.iter().position(|&b| b == b'\n') else {
-                        self.size_line.extend_from_slice(bytes);
-                        return;
-                    };
-                    self.size_line.extend_from_slice(&bytes[..at]);
-                    bytes = &bytes[at + 1..];
-                    let line = std::mem::take(&mut self.size_line);
-                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                    if self.chunk == Chunk::DataEnd {
-                        if !line.is_empty() {
-                            self.error
-                                .get_or_insert_with(|| "no CRLF after a chunk".into());
-                        }
-                        self.chunk = Chunk::Size;
-                        continue;
-                    }
-                    let hex = line.split(|&b| b == b';').next().unwrap_or(b"");
-                    match std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|hex| usize::from_str_radix(hex.trim(), 16).ok())
-                    {
-                        Some(0) => self.chunk = Chunk::Done,
-                        Some(size) => self.chunk = Chunk::Data(size),
-                        None => {
-                            self.error.get_or_insert_with(|| {
-                                format!("bad chunk size {:?}", String::from_utf8_lossy(line))
-                            });
-                            return;
-                        }
-                    }
-                }
-                Chunk::Data(left) => {
-                    let take = left.min(bytes.len());
-                    self.body(&bytes[..take], on_event);
-                    bytes = &bytes[take..];
-                    self.chunk = match left - take {
-                        0 => Chunk::DataEnd,
-                        left => Chunk::Data(left),
-                    };
-                }
-            }
-        }
-    }
-
-    /// Event-stream bytes.
-    fn body(&mut self, mut bytes: &[u8], on_event: &mut dyn FnMut(ParsedEvent<'_>)) {
-        while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
-            let line = if self.line.is_empty() {
-                &bytes[..at]
-            } else {
-                self.line.extend_from_slice(&bytes[..at]);
-                &self.line[..]
-            };
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                if self.data.is_some() || self.name.is_some() {
-                    on_event(ParsedEvent {
-                        name: self.name.as_deref(),
-                        data: self.data.as_deref(),
-                    });
-                }
-                self.name = None;
-                self.data = None;
-            } else if line[0] != b':' {
-                let (field, value) = match line.iter().position(|&b| b == b':') {
-                    Some(colon) => {
-                        let value = &line[colon + 1..];
-                        (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
-                    }
-                    None => (line, &b""[..]),
-                };
-                match field {
-                    b"data" if self.data.is_none() => self.data = Some(value.to_vec()),
-                    b"event" => self.name = Some(value.to_vec()),
-                    _ => {}
-                }
-            }
-            self.line.clear();
-            bytes = &bytes[at + 1..];
-        }
-        self.line.extend_from_slice(bytes);
+    /// The events that `bytes` completed, and what was wrong with the
+    /// framing if anything was (the events before the fault still count).
+    fn feed(&mut self, bytes: &[u8]) -> (Vec<ParsedEvent>, Option<String>) {
+        let Some(chunks) = &mut self.chunks else {
+            return (self.events.feed(bytes), None);
+        };
+        self.body.clear();
+        let error = match chunks.decode(bytes, &mut self.body) {
+            Ok(taken) if taken < bytes.len() => Some("bytes after the last chunk".to_string()),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        (self.events.feed(&self.body), error)
     }
 }

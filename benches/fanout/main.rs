@@ -12,11 +12,12 @@
 //!    same binary, re-executed with `--fanout-clients N --addr A --events M`),
 //!    so that `/proc/self/stat` of this process is the server's CPU alone. The
 //!    child opens N HTTP/1.1 streams to `/events` (at most 64 handshakes at a
-//!    time, one thread per client), parses the chunked framing and the event
-//!    stream, and measures each event's latency from the send timestamp in
-//!    its data (`"<seq> <send_unix_ns> "`, padded with `x`, as in
-//!    `shared/bench`). Two scenarios per client count: `burst` (M events as
-//!    fast as `notify` takes them) and `paced` (a steady rate).
+//!    time, one thread per client), reads them with the tests' chunked
+//!    decoder and event-stream parser (`tests/support/chunked.rs` and
+//!    `parser.rs`), and measures each event's latency from the send
+//!    timestamp in its data (`"<seq> <send_unix_ns> "`, padded with `x`, as
+//!    in `shared/bench`). Two scenarios per client count: `burst` (M events
+//!    as fast as `notify` takes them) and `paced` (a steady rate).
 //! 2. **`notify` from the caller's side**: ns per call with 0, 100 and 1,000
 //!    subscriptions that never read, from one thread and from 8 threads at
 //!    once, and how long the hub thread then takes to work off the backlog.
@@ -38,19 +39,32 @@
 //! The machine this runs on is likely shared: the numbers are for comparing
 //! runs on the same machine, not absolutes. CPU comes from `utime + stime`
 //! in clock ticks (assumed 100 Hz), so compare ns per delivered event only
-//! for runs that used a few hundred ms of CPU.
+//! for runs that used a few hundred ms of CPU. The client process shares
+//! the machine: its parser allocates for every event and costs a few times
+//! what the server spends per delivered event, so a burst to many clients can
+//! be limited by the client process (its CPU is in the details of each run).
 //!
 //! The parts live in modules of their own: [`options`] (the command line),
 //! [`fanout`] (the server side of part 1 and its table), [`child`] (the
 //! server's handle on the client process), [`clients`] (the client process
-//! and its client threads), [`report`] (the line the client process reports
+//! and its client threads, which read through the tests' [`chunked`] and
+//! [`parser`]), [`report`] (the line the client process reports
 //! in), [`notify`] (part 2) and [`system`] (`/proc` and clocks).
 
 mod child;
+// The tests' chunked decoder and event-stream parser: the client threads read
+// the streams as the tests (and a browser) do. Parts only the tests use are
+// left unused here.
+#[allow(dead_code)]
+#[path = "../../tests/support/chunked.rs"]
+mod chunked;
 mod clients;
 mod fanout;
 mod notify;
 mod options;
+#[allow(dead_code)]
+#[path = "../../tests/support/parser.rs"]
+mod parser;
 mod report;
 mod system;
 
