@@ -21,15 +21,25 @@
 //!    measures how long until the server has closed them all, with the
 //!    default request deadline of 10 s, and the server's threads afterwards.
 //!
+//! Options (after `--`; unknown arguments, such as the `--bench` cargo
+//! passes, are ignored): `--clients N` (default 10,000), `--seconds S` (the
+//! idle window, default 30), `--slow N` (silent and as many trickling
+//! connections, default 1,000); `SSE_BENCH_SERVER` names the server binary.
+//!
 //! Run without `--bench` (as `cargo test --benches` does) it does a small
 //! smoke run of 100 clients, or says it is skipped when the server binary
-//! is not built. Only 127.0.0.1 is used.
+//! is not built; `--full` forces the full one. Only 127.0.0.1 is used.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::args::{Arg, Parser};
+
+#[path = "common/args.rs"]
+mod args;
 
 struct Options {
     clients: usize,
@@ -39,8 +49,8 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|arg| arg == "--bench");
+    let args = args::from_env();
+    let full = args::full_run(&args);
     let mut options = Options {
         clients: if full { 10_000 } else { 100 },
         seconds: if full { 30 } else { 2 },
@@ -53,21 +63,13 @@ fn options() -> Result<Options, String> {
             Into::into,
         ),
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{arg} needs a value"))
-                .and_then(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| format!("{arg}: {v:?} is not a number"))
-                })
-        };
-        match arg.as_str() {
-            "--clients" => options.clients = value()? as usize,
-            "--seconds" => options.seconds = value()?,
-            "--slow" => options.slow = value()? as usize,
-            _ => {}
+    let mut parser = Parser::from_args(args);
+    while let Some(arg) = args::next(&mut parser)? {
+        match arg {
+            Arg::Long("clients") => options.clients = args::number(&mut parser, "--clients")?,
+            Arg::Long("seconds") => options.seconds = args::number(&mut parser, "--seconds")?,
+            Arg::Long("slow") => options.slow = args::number(&mut parser, "--slow")?,
+            _ => args::skip(&mut parser),
         }
     }
     Ok(options)

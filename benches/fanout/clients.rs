@@ -3,6 +3,7 @@
 //! framing and the event stream and measure each event's latency; it reports
 //! to the bench process on its stdout.
 
+use std::ffi::OsString;
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 
 use crate::Res;
+use crate::args::{self, Arg, Parser};
 use crate::chunked::ChunkDecoder;
-use crate::options::parse_number;
 use crate::parser::{EventParser, ParsedEvent};
 use crate::report::ClientReport;
 use crate::system::{cpu_ticks, ticks_ms, unix_ns};
@@ -58,21 +59,60 @@ struct ClientTally {
     latencies: Vec<u32>,
 }
 
-pub fn client_process(args: &[String]) -> Res<()> {
-    let value = |name: &str| -> Res<&str> {
-        let at = args
-            .iter()
-            .position(|arg| arg == name)
-            .ok_or_else(|| format!("{name} missing"))?;
-        args.get(at + 1)
-            .map(String::as_str)
-            .ok_or_else(|| format!("{name} needs a value"))
-    };
-    let clients = parse_number(value(CHILD_MARKER)?)?;
-    let events = parse_number(value("--events")?)? as u64;
-    let addr: SocketAddr = value("--addr")?
-        .parse()
-        .map_err(|e| format!("--addr: {e}"))?;
+/// The client process's command line: `--fanout-clients N --addr A
+/// --events M`.
+pub struct ClientArgs {
+    pub clients: usize,
+    pub addr: SocketAddr,
+    pub events: u64,
+}
+
+impl ClientArgs {
+    /// The arguments that make this binary the client process.
+    pub fn to_args(&self) -> [String; 6] {
+        [
+            CHILD_MARKER.into(),
+            self.clients.to_string(),
+            "--addr".into(),
+            self.addr.to_string(),
+            "--events".into(),
+            self.events.to_string(),
+        ]
+    }
+
+    fn parse(args: Vec<OsString>) -> Res<ClientArgs> {
+        let (mut clients, mut addr, mut events) = (None, None, None);
+        let mut parser = Parser::from_args(args);
+        while let Some(arg) = args::next(&mut parser)? {
+            match arg {
+                // CHILD_MARKER, without its dashes.
+                Arg::Long("fanout-clients") => {
+                    clients = Some(args::number(&mut parser, CHILD_MARKER)?)
+                }
+                Arg::Long("addr") => {
+                    let value = args::value(&mut parser)?;
+                    let text = value.to_string_lossy();
+                    addr = Some(text.parse().map_err(|e| format!("--addr: {e}"))?);
+                }
+                Arg::Long("events") => events = Some(args::number(&mut parser, "--events")?),
+                _ => args::skip(&mut parser),
+            }
+        }
+        Ok(ClientArgs {
+            clients: clients.ok_or_else(|| format!("{CHILD_MARKER} missing"))?,
+            addr: addr.ok_or("--addr missing")?,
+            events: events.ok_or("--events missing")?,
+        })
+    }
+}
+
+/// Runs the client process, with the arguments after the program's name.
+pub fn client_process(args: Vec<OsString>) -> Res<()> {
+    let ClientArgs {
+        clients,
+        addr,
+        events,
+    } = ClientArgs::parse(args)?;
     if !addr.ip().is_loopback() {
         return Err(format!("{addr} is not a loopback address"));
     }

@@ -10,7 +10,7 @@ use sse_server::{Hub, Server};
 
 use crate::Res;
 use crate::child::{ChildGuard, send_line, wait_line};
-use crate::clients::{CHILD_MARKER, MAX_WAIT};
+use crate::clients::{ClientArgs, MAX_WAIT};
 use crate::options::Options;
 use crate::report::ClientReport;
 use crate::system::{ProcSample, cpu_ticks, open_file_limit, ticks_ms, unix_ns, wait_until};
@@ -117,14 +117,14 @@ fn fanout_run(clients: usize, scenario: Scenario, size: usize) -> Res<FanoutRow>
 
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let child = Command::new(exe)
-        .args([
-            CHILD_MARKER,
-            &clients.to_string(),
-            "--addr",
-            &addr.to_string(),
-            "--events",
-            &scenario.events.to_string(),
-        ])
+        .args(
+            ClientArgs {
+                clients,
+                addr,
+                events: scenario.events as u64,
+            }
+            .to_args(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -51,6 +51,8 @@
 //! [`parser`]), [`report`] (the line the client process reports
 //! in), [`notify`] (part 2) and [`system`] (`/proc` and clocks).
 
+#[path = "../common/args.rs"]
+mod args;
 mod child;
 // The tests' chunked decoder and event-stream parser: the client threads read
 // the streams as the tests (and a browser) do. Parts only the tests use are
@@ -80,16 +82,16 @@ use crate::system::{cpu_model, open_file_limit, read_trimmed, utc_now};
 type Res<T> = Result<T, String>;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = args::from_env();
     if args.iter().any(|arg| arg == clients::CHILD_MARKER) {
-        if let Err(e) = clients::client_process(&args) {
+        if let Err(e) = clients::client_process(args) {
             println!("ERROR {e}");
             let _ = io::stdout().flush();
             std::process::exit(1);
         }
         return;
     }
-    let options = match Options::parse(&args) {
+    let options = match Options::parse(args) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("fanout bench: {e}");

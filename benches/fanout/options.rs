@@ -1,7 +1,11 @@
 //! The command line of the bench process.
 
-use crate::Res;
+use std::ffi::{OsStr, OsString};
 
+use crate::Res;
+use crate::args::{self, Arg, Parser};
+
+/// What to run, and with which sizes.
 pub struct Options {
     pub clients: Vec<usize>,
     pub burst_events: usize,
@@ -18,8 +22,10 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Res<Options> {
-        let full = args.iter().any(|arg| arg == "--bench" || arg == "--full");
+    /// The options of this run: the defaults of a full or a smoke run,
+    /// then `SSE_BENCH_CLIENTS`, then the command line.
+    pub fn parse(args: Vec<OsString>) -> Res<Options> {
+        let full = args::full_run(&args);
         let mut options = if full {
             Options {
                 clients: vec![10, 100, 1000],
@@ -51,58 +57,35 @@ impl Options {
                 smoke: true,
             }
         };
-        if let Ok(list) = std::env::var("SSE_BENCH_CLIENTS") {
-            options.clients = parse_list(&list)?;
+        if let Some(list) = std::env::var_os("SSE_BENCH_CLIENTS") {
+            options.clients = parse_list("SSE_BENCH_CLIENTS", &list)?;
         }
-        let mut at = 0;
-        while at < args.len() {
-            let (name, inline) = match args[at].split_once('=') {
-                Some((name, value)) => (name, Some(value.to_string())),
-                None => (args[at].as_str(), None),
-            };
-            let takes_value = matches!(
-                name,
-                "--clients"
-                    | "--burst"
-                    | "--paced"
-                    | "--interval-us"
-                    | "--size"
-                    | "--subs"
-                    | "--publishers"
-                    | "--calls"
-                    | "--rounds"
-                    | "--only"
-            );
-            if !takes_value {
-                at += 1;
-                continue;
-            }
-            let value = match inline {
-                Some(value) => value,
-                None => {
-                    at += 1;
-                    args.get(at)
-                        .cloned()
-                        .ok_or_else(|| format!("{name} needs a value"))?
+        let mut parser = Parser::from_args(args);
+        while let Some(arg) = args::next(&mut parser)? {
+            match arg {
+                Arg::Long("clients") => options.clients = list(&mut parser, "--clients")?,
+                Arg::Long("burst") => options.burst_events = args::number(&mut parser, "--burst")?,
+                Arg::Long("paced") => options.paced_events = args::number(&mut parser, "--paced")?,
+                Arg::Long("interval-us") => {
+                    options.paced_interval_us = args::number(&mut parser, "--interval-us")?;
                 }
-            };
-            at += 1;
-            match name {
-                "--clients" => options.clients = parse_list(&value)?,
-                "--burst" => options.burst_events = parse_number(&value)?,
-                "--paced" => options.paced_events = parse_number(&value)?,
-                "--interval-us" => options.paced_interval_us = parse_number(&value)? as u64,
-                "--size" => options.size = parse_number(&value)?,
-                "--subs" => options.subs = parse_list(&value)?,
-                "--publishers" => options.publishers = parse_number(&value)?.max(1),
-                "--calls" => options.calls = parse_number(&value)?.max(1),
-                "--rounds" => options.rounds = parse_number(&value)?.max(1),
-                "--only" => match value.as_str() {
+                Arg::Long("size") => options.size = args::number(&mut parser, "--size")?,
+                Arg::Long("subs") => options.subs = list(&mut parser, "--subs")?,
+                Arg::Long("publishers") => {
+                    options.publishers = args::number::<usize>(&mut parser, "--publishers")?.max(1);
+                }
+                Arg::Long("calls") => {
+                    options.calls = args::number::<usize>(&mut parser, "--calls")?.max(1);
+                }
+                Arg::Long("rounds") => {
+                    options.rounds = args::number::<usize>(&mut parser, "--rounds")?.max(1);
+                }
+                Arg::Long("only") => match args::value(&mut parser)?.to_string_lossy().as_ref() {
                     "fanout" => options.notify = false,
                     "notify" => options.fanout = false,
                     other => return Err(format!("--only {other:?}: want fanout or notify")),
                 },
-                _ => unreachable!(),
+                _ => args::skip(&mut parser),
             }
         }
         if options.clients.contains(&0) {
@@ -112,16 +95,16 @@ impl Options {
     }
 }
 
-pub fn parse_number(text: &str) -> Res<usize> {
-    text.trim()
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))
+/// The value of the option `name`, just read, as a list of numbers.
+fn list(parser: &mut Parser, name: &str) -> Res<Vec<usize>> {
+    parse_list(name, &args::value(parser)?)
 }
 
-pub fn parse_list(text: &str) -> Res<Vec<usize>> {
-    text.split(',')
+/// `text`, the value of `name`, as a list of numbers: `10,100,1000`.
+fn parse_list(name: &str, text: &OsStr) -> Res<Vec<usize>> {
+    text.to_string_lossy()
+        .split(',')
         .filter(|item| !item.trim().is_empty())
-        .map(parse_number)
+        .map(|item| args::parse_number(name, item.as_ref()))
         .collect()
 }
