@@ -76,7 +76,7 @@ use std::thread;
 use sse_server::Hub;
 
 use crate::options::Options;
-use crate::system::{cpu_model, open_file_limit, read_trimmed, utc_now};
+use crate::system::{cpu_model, open_file_limit, read_trimmed, unix_ns};
 
 /// What the bench's fallible steps give back: an error is a sentence.
 type Res<T> = Result<T, String>;
@@ -118,7 +118,7 @@ fn run(options: &Options) -> Res<()> {
 fn print_header(options: &Options) {
     println!("# sse-server fan-out bench");
     println!();
-    println!("date:      {}", utc_now());
+    println!("date:      {} (Unix time, s)", unix_ns() / 1_000_000_000);
     println!(
         "nproc:     {}",
         thread::available_parallelism().map_or(0, |n| n.get())
