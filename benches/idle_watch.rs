@@ -30,6 +30,14 @@
 //! smoke run of 100 clients, or says it is skipped when the server binary
 //! is not built; `--full` forces the full one. Only 127.0.0.1 is used.
 
+// Shared with the fan-out bench.
+#[path = "common/args.rs"]
+mod args;
+#[path = "common/procfs.rs"]
+mod procfs;
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -37,9 +45,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::args::{Arg, Parser};
-
-#[path = "common/args.rs"]
-mod args;
 
 struct Options {
     clients: usize,
@@ -183,24 +188,13 @@ impl Server {
 
     /// User + system CPU time of the server process.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("the server's stat");
-        let after = &stat[stat.rfind(')').expect("stat") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // USER_HZ is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        let ticks = procfs::cpu_ticks(&self.child.id().to_string()).expect("the server's stat");
+        Duration::from_millis(procfs::ticks_ms(ticks))
     }
 
     fn threads(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
-            })
+        procfs::Status::read(&self.child.id().to_string())
+            .and_then(|status| status.field("Threads"))
             .unwrap_or(0)
     }
 }
@@ -226,16 +220,12 @@ fn open_stream(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if done() {
-            return Some(started.elapsed());
-        }
-        thread::sleep(Duration::from_millis(5));
+fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Option<Duration> {
+    let took = wait::wait_for(limit, Duration::from_millis(5), done);
+    if took.is_none() {
+        eprintln!("idle_watch: {what}: not within {limit:?}");
     }
-    eprintln!("idle_watch: {what}: not within {limit:?}");
-    None
+    took
 }
 
 fn run(options: &Options, mode: Mode) {

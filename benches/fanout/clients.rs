@@ -17,8 +17,9 @@ use crate::Res;
 use crate::args::{self, Arg, Parser};
 use crate::chunked::ChunkDecoder;
 use crate::parser::{EventParser, ParsedEvent};
+use crate::procfs::{cpu_ticks, ticks_ms};
 use crate::report::ClientReport;
-use crate::system::{cpu_ticks, ticks_ms, unix_ns};
+use crate::system::unix_ns;
 
 /// The argument that makes this binary the client process.
 pub const CHILD_MARKER: &str = "--fanout-clients";
@@ -186,7 +187,7 @@ pub fn client_process(args: Vec<OsString>) -> Res<()> {
         Err(_) => return Err("no GO from the parent".into()),
     };
     let go = Instant::now();
-    let cpu_go = cpu_ticks()?;
+    let cpu_go = cpu_ticks("self")?;
     let mut published: Option<Instant> = None;
     let stop = loop {
         if shared.complete.load(Ordering::Acquire) >= clients {
@@ -214,7 +215,7 @@ pub fn client_process(args: Vec<OsString>) -> Res<()> {
     };
     let last = shared.last_event.load(Ordering::Acquire);
     let seconds = last.saturating_sub(go_ns) as f64 / 1e9;
-    let cpu_end = cpu_ticks()?;
+    let cpu_end = cpu_ticks("self")?;
     shared.stop.store(true, Ordering::Release);
 
     // Every thread gives back its socket, so the connections stay open until

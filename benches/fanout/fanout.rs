@@ -12,8 +12,9 @@ use crate::Res;
 use crate::child::{ChildGuard, send_line, wait_line};
 use crate::clients::{ClientArgs, MAX_WAIT};
 use crate::options::Options;
+use crate::procfs::{cpu_ticks, ticks_ms};
 use crate::report::ClientReport;
-use crate::system::{ProcSample, cpu_ticks, open_file_limit, ticks_ms, unix_ns, wait_until};
+use crate::system::{ProcSample, open_file_limit, unix_ns, wait_until};
 
 #[derive(Clone, Copy)]
 struct Scenario {
@@ -148,13 +149,13 @@ fn fanout_run(clients: usize, scenario: Scenario, size: usize) -> Res<FanoutRow>
     thread::sleep(Duration::from_millis(300));
     let connected = ProcSample::now()?;
 
-    let cpu_before = cpu_ticks()?;
+    let cpu_before = cpu_ticks("self")?;
     send_line(&mut stdin, &format!("GO {}", unix_ns()))?;
     publish(&hub, scenario, size)?;
     send_line(&mut stdin, "PUBLISHED")?;
     let result_timeout = MAX_WAIT + Duration::from_secs(30);
     let line = wait_line(&lines, "RESULT", result_timeout, &mut child)?;
-    let cpu_after = cpu_ticks()?;
+    let cpu_after = cpu_ticks("self")?;
     let after = ProcSample::now()?;
     let stats = hub.stats();
     let client = ClientReport::parse(&line)?;

@@ -48,8 +48,10 @@
 //! [`fanout`] (the server side of part 1 and its table), [`child`] (the
 //! server's handle on the client process), [`clients`] (the client process
 //! and its client threads, which read through the tests' [`chunked`] and
-//! [`parser`]), [`report`] (the line the client process reports
-//! in), [`notify`] (part 2) and [`system`] (`/proc` and clocks).
+//! [`parser`]), [`report`] (the line the client process reports in),
+//! [`notify`] (part 2) and [`system`] (this process, this machine, the
+//! clock). [`args`], [`procfs`] and [`wait`], in `benches/common/`, are
+//! shared with the other bench.
 
 #[path = "../common/args.rs"]
 mod args;
@@ -67,8 +69,12 @@ mod options;
 #[allow(dead_code)]
 #[path = "../../tests/support/parser.rs"]
 mod parser;
+#[path = "../common/procfs.rs"]
+mod procfs;
 mod report;
 mod system;
+#[path = "../common/wait.rs"]
+mod wait;
 
 use std::io::{self, Write};
 use std::thread;

@@ -1,14 +1,13 @@
-//! `/proc` and clocks: this process's memory, threads and CPU time, the
-//! machine the bench runs on, and the time.
+//! This process and this machine, through `/proc` (what `common/procfs.rs`
+//! reads for both benches, and more), and the clock.
 
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Res;
+use crate::procfs::{Status, cpu_ticks};
+use crate::wait::wait_for;
 
-/// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK` on Linux).
-const TICKS_PER_SECOND: u64 = 100;
-
+/// This process's memory, threads and CPU time at one moment.
 pub struct ProcSample {
     pub rss_kib: u64,
     pub threads: u64,
@@ -17,44 +16,13 @@ pub struct ProcSample {
 
 impl ProcSample {
     pub fn now() -> Res<ProcSample> {
-        let status = std::fs::read_to_string("/proc/self/status")
-            .map_err(|e| format!("reading /proc/self/status: {e}"))?;
-        let field = |name: &str| -> Res<u64> {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|value| value.parse().ok())
-                .ok_or_else(|| format!("no {name} in /proc/self/status"))
-        };
+        let status = Status::read("self")?;
         Ok(ProcSample {
-            rss_kib: field("VmRSS:")?,
-            threads: field("Threads:")?,
-            cpu_ticks: cpu_ticks()?,
+            rss_kib: status.field("VmRSS")?,
+            threads: status.field("Threads")?,
+            cpu_ticks: cpu_ticks("self")?,
         })
     }
-}
-
-/// utime + stime of this process (all its threads, live and ended), in clock
-/// ticks.
-pub fn cpu_ticks() -> Res<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| format!("reading /proc/self/stat: {e}"))?;
-    // The command name may hold spaces; the fields after it do not.
-    let rest = &stat[stat.rfind(')').ok_or("no ) in /proc/self/stat")? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Field 14 (utime) and 15 (stime) of the whole line; `rest` starts at 3.
-    let number = |at: usize| -> Res<u64> {
-        fields
-            .get(at)
-            .and_then(|value| value.parse().ok())
-            .ok_or_else(|| "short /proc/self/stat".to_string())
-    };
-    Ok(number(11)? + number(12)?)
-}
-
-pub fn ticks_ms(ticks: u64) -> u64 {
-    ticks * 1000 / TICKS_PER_SECOND
 }
 
 pub fn unix_ns() -> u64 {
@@ -86,15 +54,8 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+/// Polls `done` every 2 ms until it says yes (true) or `timeout` has passed
+/// (false).
+pub fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    wait_for(timeout, Duration::from_millis(2), done).is_some()
 }
