@@ -16,7 +16,7 @@ use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 use crate::Res;
 use crate::args::{self, Arg, Parser};
 use crate::chunked::ChunkDecoder;
-use crate::parser::{EventParser, ParsedEvent};
+use crate::parser::{EventParser, EventRef};
 use crate::procfs::{cpu_ticks, ticks_ms};
 use crate::report::ClientReport;
 use crate::system::unix_ns;
@@ -349,10 +349,7 @@ fn handle_read(
     let now_ns = unix_ns();
     let before = tally.delivered;
     let was_complete = tally.complete;
-    let (completed, error) = stream.feed(bytes);
-    for event in &completed {
-        on_event(event, now_ns, events, tally);
-    }
+    let error = stream.feed(bytes, |event| on_event(event, now_ns, events, tally));
     if let Some(e) = error {
         tally.read_error.get_or_insert(e);
     }
@@ -364,11 +361,11 @@ fn handle_read(
     }
 }
 
-fn on_event(event: &ParsedEvent, now_ns: u64, events: u64, tally: &mut ClientTally) {
+fn on_event(event: EventRef<'_>, now_ns: u64, events: u64, tally: &mut ClientTally) {
     // The bench's events (and the gap event) have one data line; should one
     // come with more, the first is the one to read.
     let data = event.data.lines().next().unwrap_or_default();
-    match event.event_type.as_str() {
+    match event.event_type {
         "message" => {}
         "sse-gap" => {
             tally.gaps += 1;
@@ -491,11 +488,13 @@ impl StreamReader {
         }
     }
 
-    /// The events that `bytes` completed, and what was wrong with the
-    /// framing if anything was (the events before the fault still count).
-    fn feed(&mut self, bytes: &[u8]) -> (Vec<ParsedEvent>, Option<String>) {
+    /// Hands each event that `bytes` completed to `on_event`; gives back
+    /// what was wrong with the framing if anything was (the events before
+    /// the fault still count).
+    fn feed(&mut self, bytes: &[u8], on_event: impl FnMut(EventRef<'_>)) -> Option<String> {
         let Some(chunks) = &mut self.chunks else {
-            return (self.events.feed(bytes), None);
+            self.events.feed_with(bytes, on_event);
+            return None;
         };
         self.body.clear();
         let error = match chunks.decode(bytes, &mut self.body) {
@@ -503,6 +502,7 @@ impl StreamReader {
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         };
-        (self.events.feed(&self.body), error)
+        self.events.feed_with(&self.body, on_event);
+        error
     }
 }

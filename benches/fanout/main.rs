@@ -40,9 +40,11 @@
 //! runs on the same machine, not absolutes. CPU comes from `utime + stime`
 //! in clock ticks (assumed 100 Hz), so compare ns per delivered event only
 //! for runs that used a few hundred ms of CPU. The client process shares
-//! the machine: its parser allocates for every event and costs a few times
-//! what the server spends per delivered event, so a burst to many clients can
-//! be limited by the client process (its CPU is in the details of each run).
+//! the machine: reading an event costs it about as much as the server
+//! spends delivering it (the tests' decoder and parser, borrowed through
+//! `EventParser::feed_with`, allocate nothing per event), so a burst to many
+//! clients is partly limited by the client process (its CPU is in the
+//! details of each run).
 //!
 //! The parts live in modules of their own: [`options`] (the command line),
 //! [`fanout`] (the server side of part 1 and its table), [`child`] (the

@@ -118,12 +118,12 @@ impl ChunkDecoder {
                     }
                 }
                 State::Size => {
-                    let Some(line) = self.take_line(input)? else {
+                    if !self.take_line(input)? {
                         return Ok(None);
-                    };
-                    let size_text = line.split(';').next().unwrap_or_default().trim();
-                    let size = usize::from_str_radix(size_text, 16)
-                        .map_err(|_| ChunkError(format!("bad chunk-size line {line:?}")))?;
+                    }
+                    let size = chunk_size(&self.line);
+                    self.line.clear();
+                    let size = size?;
                     if size == 0 {
                         self.state = State::Trailer;
                     } else {
@@ -132,10 +132,12 @@ impl ChunkDecoder {
                     }
                 }
                 State::Trailer => {
-                    let Some(line) = self.take_line(input)? else {
+                    if !self.take_line(input)? {
                         return Ok(None);
-                    };
-                    if line.is_empty() {
+                    }
+                    let blank = self.line.is_empty();
+                    self.line.clear();
+                    if blank {
                         self.state = State::Done;
                         return Ok(Some(Piece::Last));
                     }
@@ -157,9 +159,10 @@ impl ChunkDecoder {
         Ok(bytes.len() - input.len())
     }
 
-    /// Takes the bytes of a CRLF-ended line from `input`: the line, without
-    /// its CRLF, once it is whole.
-    fn take_line(&mut self, input: &mut &[u8]) -> Result<Option<String>, ChunkError> {
+    /// Takes the bytes of a CRLF-ended line from `input` into `self.line`;
+    /// true once the line is whole (then `self.line` holds it without its
+    /// CRLF, for the caller to read and clear).
+    fn take_line(&mut self, input: &mut &[u8]) -> Result<bool, ChunkError> {
         let end = input.iter().position(|&b| b == b'\n');
         let (taken, rest) = input.split_at(end.map_or(input.len(), |at| at + 1));
         *input = rest;
@@ -170,15 +173,30 @@ impl ChunkDecoder {
             )));
         }
         if end.is_none() {
-            return Ok(None);
+            return Ok(false);
         }
-        let line = std::mem::take(&mut self.line);
-        let Some(line) = line.strip_suffix(b"\r\n") else {
+        if !self.line.ends_with(b"\r\n") {
             return Err(ChunkError(format!(
                 "a chunk-size or trailer line ends in a bare LF: {:?}",
-                String::from_utf8_lossy(&line)
+                String::from_utf8_lossy(&self.line)
             )));
-        };
-        Ok(Some(String::from_utf8_lossy(line).into_owned()))
+        }
+        self.line.truncate(self.line.len() - 2);
+        Ok(true)
     }
+}
+
+/// The size a chunk-size line gives (hex digits, then any extensions after
+/// a `;`).
+fn chunk_size(line: &[u8]) -> Result<usize, ChunkError> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|digits| usize::from_str_radix(digits.trim(), 16).ok())
+        .ok_or_else(|| {
+            ChunkError(format!(
+                "bad chunk-size line {:?}",
+                String::from_utf8_lossy(line)
+            ))
+        })
 }

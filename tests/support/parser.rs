@@ -31,9 +31,38 @@ impl ParsedEvent {
     }
 }
 
+/// One dispatched event, borrowed from the parser: what
+/// [`EventParser::feed_with`] hands its callback, with no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event type (`message` when no `event:` field was given).
+    pub event_type: &'a str,
+    /// The data, lines joined with LF, the last LF removed.
+    pub data: &'a str,
+    /// The stream's last event id at dispatch.
+    pub last_event_id: &'a str,
+    /// The stream's reconnection time in ms at dispatch.
+    pub retry: Option<u64>,
+}
+
+impl EventRef<'_> {
+    /// The event, owned.
+    pub fn to_owned(self) -> ParsedEvent {
+        ParsedEvent {
+            event_type: self.event_type.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+            retry: self.retry,
+        }
+    }
+}
+
 /// An incremental event-stream parser: feed it bytes in pieces of any size.
+/// Its buffers are kept from event to event, so a long stream costs no
+/// allocation per event through [`feed_with`](EventParser::feed_with).
 #[derive(Debug, Default)]
 pub struct EventParser {
+    /// The start of a line whose end has not come yet.
     line: Vec<u8>,
     /// The previous byte was a CR that ended a line: an LF right after it
     /// belongs to the same line end.
@@ -56,23 +85,36 @@ impl EventParser {
     /// Feeds bytes; returns the events they completed.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
-        for &b in bytes {
+        self.feed_with(bytes, |event| out.push(event.to_owned()));
+        out
+    }
+
+    /// Feeds bytes; hands each event they complete to `on_event`, borrowed.
+    pub fn feed_with(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(EventRef<'_>)) {
+        while !bytes.is_empty() {
             if self.after_cr {
                 self.after_cr = false;
-                if b == b'\n' {
+                if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
                     continue;
                 }
             }
-            match b {
-                b'\r' => {
-                    self.after_cr = true;
-                    self.process_line(&mut out);
-                }
-                b'\n' => self.process_line(&mut out),
-                _ => self.line.push(b),
+            let Some(end) = bytes.iter().position(|&b| b == b'\r' || b == b'\n') else {
+                self.line.extend_from_slice(bytes);
+                return;
+            };
+            self.after_cr = bytes[end] == b'\r';
+            if self.line.is_empty() {
+                self.process_line(&bytes[..end], &mut on_event);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&bytes[..end]);
+                self.process_line(&line, &mut on_event);
+                line.clear();
+                self.line = line;
             }
+            bytes = &bytes[end + 1..];
         }
-        out
     }
 
     /// The reconnection time set by the last valid `retry:` field.
@@ -96,19 +138,20 @@ impl EventParser {
         !self.line.is_empty() || !self.data.is_empty() || !self.event_type.is_empty()
     }
 
-    fn process_line(&mut self, out: &mut Vec<ParsedEvent>) {
-        let mut raw = std::mem::take(&mut self.line);
+    fn process_line(&mut self, mut raw: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
         if !self.first_line_done {
             self.first_line_done = true;
-            if raw.starts_with("\u{feff}".as_bytes()) {
-                raw.drain(..3);
-            }
+            raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
         }
         // The stream is decoded as UTF-8 with replacement; line ends are
-        // ASCII, so decoding line by line is the same.
-        let line = String::from_utf8_lossy(&raw);
+        // ASCII, so decoding line by line is the same. (Checking first is
+        // quicker than the lossy decoding where the line is valid.)
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if line.is_empty() {
-            self.dispatch(out);
+            self.dispatch(on_event);
             return;
         }
         if line.starts_with(':') {
@@ -123,13 +166,19 @@ impl EventParser {
             None => (&line[..], ""),
         };
         match field {
-            "event" => self.event_type = value.to_owned(),
+            "event" => {
+                self.event_type.clear();
+                self.event_type.push_str(value);
+            }
             "data" => {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
             // An id containing NUL is ignored.
-            "id" if !value.contains('\0') => self.last_event_id_buffer = value.to_owned(),
+            "id" if !value.contains('\0') => {
+                self.last_event_id_buffer.clear();
+                self.last_event_id_buffer.push_str(value);
+            }
             // retry counts only when it is all ASCII digits; digits beyond
             // u64 are clamped rather than rejected.
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
@@ -140,27 +189,24 @@ impl EventParser {
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<ParsedEvent>) {
-        self.last_event_id = self.last_event_id_buffer.clone();
-        if self.data.is_empty() {
-            self.event_type.clear();
-            return;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        let event_type = std::mem::take(&mut self.event_type);
-        out.push(ParsedEvent {
-            event_type: if event_type.is_empty() {
-                "message".into()
+    fn dispatch(&mut self, on_event: &mut impl FnMut(EventRef<'_>)) {
+        self.last_event_id.clone_from(&self.last_event_id_buffer);
+        if !self.data.is_empty() {
+            let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
+            let event_type = if self.event_type.is_empty() {
+                "message"
             } else {
-                event_type
-            },
-            data,
-            last_event_id: self.last_event_id.clone(),
-            retry: self.retry,
-        });
+                &self.event_type
+            };
+            on_event(EventRef {
+                event_type,
+                data,
+                last_event_id: &self.last_event_id,
+                retry: self.retry,
+            });
+        }
+        self.data.clear();
+        self.event_type.clear();
     }
 }
 
