@@ -40,11 +40,15 @@
 //! runs on the same machine, not absolutes. CPU comes from `utime + stime`
 //! in clock ticks (assumed 100 Hz), so compare ns per delivered event only
 //! for runs that used a few hundred ms of CPU. The client process shares
-//! the machine: reading an event costs it about as much as the server
-//! spends delivering it (the tests' decoder and parser, borrowed through
-//! `EventParser::feed_with`, allocate nothing per event), so a burst to many
-//! clients is partly limited by the client process (its CPU is in the
-//! details of each run).
+//! the machine, and reads every event with the tests' full WHATWG parser
+//! (`EventParser::feed_with`: UTF-8 checked, ids kept, no allocation per
+//! event), which costs it more than the server spends delivering the event:
+//! a burst to 1,000 clients is limited by the client process (2.6 to
+//! 3.4 M events/s here, where the bench's former minimal parser, which
+//! read only the first `data:` line, let it reach 4.4 to 5.7 M with the
+//! same library). Compare burst figures only between runs of the same
+//! bench; to compare servers, use `../shared/bench`, whose load generator
+//! is a separate Rust program.
 //!
 //! The parts live in modules of their own: [`options`] (the command line),
 //! [`fanout`] (the server side of part 1 and its table), [`child`] (the
