@@ -21,15 +21,30 @@
 //!    measures how long until the server has closed them all, with the
 //!    default request deadline of 10 s, and the server's threads afterwards.
 //!
+//! Options (after `--`; unknown arguments, such as the `--bench` cargo
+//! passes, are ignored): `--clients N` (default 10,000), `--seconds S` (the
+//! idle window, default 30), `--slow N` (silent and as many trickling
+//! connections, default 1,000); `SSE_BENCH_SERVER` names the server binary.
+//!
 //! Run without `--bench` (as `cargo test --benches` does) it does a small
 //! smoke run of 100 clients, or says it is skipped when the server binary
-//! is not built. Only 127.0.0.1 is used.
+//! is not built; `--full` forces the full one. Only 127.0.0.1 is used.
+
+// Shared with the fan-out bench.
+#[path = "common/args.rs"]
+mod args;
+#[path = "common/procfs.rs"]
+mod procfs;
+#[path = "common/wait.rs"]
+mod wait;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::args::{Arg, Parser};
 
 struct Options {
     clients: usize,
@@ -39,8 +54,8 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|arg| arg == "--bench");
+    let args = args::from_env();
+    let full = args::full_run(&args);
     let mut options = Options {
         clients: if full { 10_000 } else { 100 },
         seconds: if full { 30 } else { 2 },
@@ -53,21 +68,13 @@ fn options() -> Result<Options, String> {
             Into::into,
         ),
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{arg} needs a value"))
-                .and_then(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| format!("{arg}: {v:?} is not a number"))
-                })
-        };
-        match arg.as_str() {
-            "--clients" => options.clients = value()? as usize,
-            "--seconds" => options.seconds = value()?,
-            "--slow" => options.slow = value()? as usize,
-            _ => {}
+    let mut parser = Parser::from_args(args);
+    while let Some(arg) = args::next(&mut parser)? {
+        match arg {
+            Arg::Long("clients") => options.clients = args::number(&mut parser, "--clients")?,
+            Arg::Long("seconds") => options.seconds = args::number(&mut parser, "--seconds")?,
+            Arg::Long("slow") => options.slow = args::number(&mut parser, "--slow")?,
+            _ => args::skip(&mut parser),
         }
     }
     Ok(options)
@@ -181,24 +188,13 @@ impl Server {
 
     /// User + system CPU time of the server process.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("the server's stat");
-        let after = &stat[stat.rfind(')').expect("stat") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // USER_HZ is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        let ticks = procfs::cpu_ticks(&self.child.id().to_string()).expect("the server's stat");
+        Duration::from_millis(procfs::ticks_ms(ticks))
     }
 
     fn threads(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
-            })
+        procfs::Status::read(&self.child.id().to_string())
+            .and_then(|status| status.field("Threads"))
             .unwrap_or(0)
     }
 }
@@ -224,16 +220,12 @@ fn open_stream(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if done() {
-            return Some(started.elapsed());
-        }
-        thread::sleep(Duration::from_millis(5));
+fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Option<Duration> {
+    let took = wait::wait_for(limit, Duration::from_millis(5), done);
+    if took.is_none() {
+        eprintln!("idle_watch: {what}: not within {limit:?}");
     }
-    eprintln!("idle_watch: {what}: not within {limit:?}");
-    None
+    took
 }
 
 fn run(options: &Options, mode: Mode) {

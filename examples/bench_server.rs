@@ -154,7 +154,12 @@ const OPTIONS: &[Opt] = &[
         apply: |config, value| {
             let events = number(value)? as usize;
             let age = Some(Duration::from_secs(300));
-            config.hub = config.hub.clone().history(events, 64 << 20, age);
+            config.hub = config
+                .hub
+                .clone()
+                .history_events(events)
+                .history_bytes(64 << 20)
+                .history_age(age);
             Ok(())
         },
     },

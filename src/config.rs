@@ -1,14 +1,18 @@
-//! `HubBuilder`: every setting of a hub, with its default.
+//! `Config`: the settings a hub runs with, frozen once it starts, and
+//! `SlowClient`, the policy for a client whose queue is full.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connect::{ConnectHook, ConnectRequest, Decision, Disconnect, DisconnectHook};
-use crate::{Cors, Error, Hub};
+use crate::connect::{ConnectHook, DisconnectHook};
+use crate::cors::Cors;
+
+/// The most streams served at once, unless the caller says otherwise or the
+/// machine's limits allow fewer (see `HubBuilder::max_clients`).
+pub(crate) const DEFAULT_MAX_CLIENTS: usize = 10_000;
 
 /// What the hub does when a client's queue is full, set with
-/// [`HubBuilder::slow_client`]. Whichever it is, the hub never waits for a
+/// [`HubBuilder::slow_client`](crate::HubBuilder::slow_client). Whichever it is, the hub never waits for a
 /// client and `notify` never blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -17,7 +21,7 @@ pub enum SlowClient {
     /// keeps its connection. The miss is counted ([`Stats::dropped`],
     /// [`ClientStats::dropped`]), and before the next events it gets, the
     /// stream tells the client with a gap event (see
-    /// [`HubBuilder::gap_event`]).
+    /// [`HubBuilder::gap_event`](crate::HubBuilder::gap_event)).
     ///
     /// [`Stats::dropped`]: crate::Stats::dropped
     /// [`ClientStats::dropped`]: crate::ClientStats::dropped
@@ -31,28 +35,15 @@ pub enum SlowClient {
     Disconnect,
 }
 
-/// Settings for a [`Hub`], built with [`Hub::builder`].
+/// The settings a hub runs with, frozen when [`HubBuilder::build`] starts
+/// it: what the hub thread, the writer threads, the watch thread and the
+/// HTTP side read. Its `Default` is every setting's default, with no system
+/// call: `build` lowers `max_clients` to what the machine's limits allow
+/// when the caller did not set it.
 ///
-/// Every setting has a default, given in its description; they all live in
-/// this type's `Default` implementation.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use sse_server::{Hub, SlowClient};
-///
-/// let hub = Hub::builder()
-///     .client_buffer(512)
-///     .slow_client(SlowClient::Disconnect)
-///     .keep_alive(Some(Duration::from_secs(10)))
-///     .history(500, 256 * 1024, Some(Duration::from_secs(60)))
-///     .build()?;
-/// # hub.shutdown()?;
-/// # Ok::<(), sse_server::Error>(())
-/// ```
+/// [`HubBuilder::build`]: crate::HubBuilder::build
 #[derive(Clone)]
-pub struct HubBuilder {
+pub(crate) struct Config {
     pub(crate) client_buffer: usize,
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) write_timeout: Duration,
@@ -73,15 +64,15 @@ pub struct HubBuilder {
     pub(crate) request_timeout: Option<Duration>,
 }
 
-impl Default for HubBuilder {
+impl Default for Config {
     fn default() -> Self {
-        HubBuilder {
+        Config {
             client_buffer: 128,
             keep_alive: Some(Duration::from_secs(15)),
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             slow_client: SlowClient::DropNewest,
-            max_clients: default_max_clients(),
+            max_clients: DEFAULT_MAX_CLIENTS,
             history_events: 1000,
             history_bytes: 1024 * 1024,
             history_age: Some(Duration::from_secs(300)),
@@ -98,343 +89,9 @@ impl Default for HubBuilder {
     }
 }
 
-impl HubBuilder {
-    /// How many frames may wait in one client's queue. When a client's
-    /// queue is full, the events of the next frame are not queued for it
-    /// (see [`slow_client`](HubBuilder::slow_client)). The hub never waits
-    /// for a client.
-    ///
-    /// A frame holds every event that was waiting for the hub when it got to
-    /// work (up to about 64 KiB, and for one route: all clients, one topic or
-    /// one client), so a burst takes a few slots, while events published one
-    /// at a time take one slot each. Each queue has one slot more, kept for
-    /// the gap event that tells a client it missed events. Each slot costs
-    /// 16 bytes per client, allocated when the client connects. Values below
-    /// 1 are raised to 1.
-    ///
-    /// Defaults to 128.
-    pub fn client_buffer(mut self, frames: usize) -> Self {
-        self.client_buffer = frames.max(1);
-        self
-    }
-
-    /// What happens to a client whose queue is full: see [`SlowClient`].
-    ///
-    /// Defaults to [`SlowClient::DropNewest`].
-    pub fn slow_client(mut self, policy: SlowClient) -> Self {
-        self.slow_client = policy;
-        self
-    }
-
-    /// After this long without sending anything, a stream writes a keep-alive
-    /// comment line (`:`), which every client ignores. It keeps proxies
-    /// from closing idle streams and is how a client that vanished without
-    /// a word (a dead network path) is noticed: the write fails, or stalls
-    /// until [`write_timeout`](HubBuilder::write_timeout). A client that
-    /// closes or resets its connection is noticed sooner, see
-    /// [`close_check`](HubBuilder::close_check). `None` turns keep-alives
-    /// off; a zero duration is treated as one millisecond. Any longer
-    /// duration is taken as it is: one too long for the clock to reach
-    /// (such as `Duration::MAX`) never fires, like `None`.
-    ///
-    /// Defaults to 15 seconds.
-    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
-        self.keep_alive = interval.map(|d| d.max(Duration::from_millis(1)));
-        self
-    }
-
-    /// A client that takes no bytes for this long is cut off, and its writer
-    /// thread ends (the disconnect hook says [`TimedOut`]). The clock starts
-    /// when the client stops taking bytes and the socket's buffers are full.
-    /// A client that vanished without closing (a dead network path) while
-    /// little was sent to it is cut off by the kernel, after twice this plus
-    /// a second (`TCP_USER_TIMEOUT`, which on Linux also counts while a
-    /// client's receive window stays closed). When events come so slowly
-    /// that the buffers (up to a few MB) take longer than that to fill, the
-    /// kernel's cut comes first; the writer then sees only a broken pipe,
-    /// and the hook says [`Closed`]. Applies to connections accepted by
-    /// [`Server`](crate::Server), whose sockets get a send timeout and
-    /// `TCP_USER_TIMEOUT` from its listening socket; a connection from a
-    /// `tiny_http` server of the caller's has no socket timeout, so there a
-    /// stalled write waits for the kernel. Values below 1 ms are raised to
-    /// 1 ms. Any longer value is taken as it is (`Duration::MAX` means a
-    /// client that stops reading is never cut off by the writer), but the
-    /// kernel's timeout, twice it and a second, stops at about 24.8 days,
-    /// the most Linux accepts.
-    ///
-    /// Defaults to 30 seconds.
-    ///
-    /// [`TimedOut`]: crate::DisconnectReason::TimedOut
-    /// [`Closed`]: crate::DisconnectReason::Closed
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long [`Hub::shutdown`] waits for the streams to send what is
-    /// queued for them and end. Streams whose client stops reading are cut
-    /// off at once during a shutdown, so this deadline is only reached when
-    /// a client reads, but too slowly to take its backlog in time.
-    ///
-    /// A zero timeout does not wait for the streams: those not yet ended
-    /// are counted in [`Error::ShutdownTimeout`] and end on their own. A
-    /// timeout too long for the clock to reach (such as `Duration::MAX`)
-    /// means no deadline: the shutdown waits until every stream has ended.
-    /// The same deadline holds when the hub shuts down because it was
-    /// dropped.
-    ///
-    /// Defaults to 5 seconds.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// The most event streams served at once. A client past it is turned
-    /// away: no thread is started for it, it is counted in
-    /// [`Stats::rejected`](crate::Stats::rejected), and it is told to come
-    /// back later, in a way it honours: a request whose `Accept` header asks
-    /// for `text/event-stream` (every `EventSource` does) gets a short
-    /// `200` event stream with a `retry:` and an `sse-busy` event (see
-    /// [`busy_retry`](HubBuilder::busy_retry)), after which a browser
-    /// reconnects by itself; any other request gets
-    /// `503 Service Unavailable` with `Retry-After`. Subscriptions made
-    /// with [`Hub::subscribe`] do not count.
-    ///
-    /// Each stream takes a thread (its writer) and a file descriptor, and,
-    /// until it is accepted, a second of each (`tiny_http`'s connection
-    /// thread and its copy of the socket). On Linux 5.6 and later the stream
-    /// then lets go of them (see the crate docs); elsewhere, or where a
-    /// seccomp filter refuses `pidfd_getfd`, it keeps them for its whole
-    /// life. The operating system's limits cap the number of streams
-    /// whatever this says. Defaults to 10,000, or less where this machine's
-    /// limits would be reached first: keeping a quarter of each limit spare,
-    /// each client needs 1 file descriptor (`RLIMIT_NOFILE`) and 1 task
-    /// (`kernel.pid_max`, `kernel.threads-max`) (2 of each without the
-    /// release), and, with 4,096 mappings spare, 5 memory mappings
-    /// (`vm.max_map_count`; a thread maps its stack and its signal stack,
-    /// each with a guard page) (9 without the release). With Linux's default
-    /// `vm.max_map_count` of 65530 that is 10,000 clients with the release,
-    /// about 6,800 without.
-    pub fn max_clients(mut self, clients: usize) -> Self {
-        self.max_clients = clients;
-        self
-    }
-
-    /// The replay history: the hub keeps the last events, at most `events`
-    /// of them, at most `bytes` of encoded events in all, none older than
-    /// `max_age` (`None`: no age limit). A client that reconnects with a
-    /// `Last-Event-ID` (the header, or a `lastEventId` query parameter)
-    /// first receives the events after that id that it would have received
-    /// (its topics, events sent to it), then the live ones, with no gap and
-    /// no duplicate. When the id is not in the history (unknown, garbage, or
-    /// already evicted), the client gets a gap event (see
-    /// [`gap_event`](HubBuilder::gap_event)) and then the live events.
-    ///
-    /// While the history is on, every event the publisher gave no id gets
-    /// one: `<hub>-<n>`, where `<hub>` is the hub's start time in
-    /// milliseconds since the Unix epoch, in hex (so ids from an earlier
-    /// run of the program are recognised as unknown), and `<n>` counts the
-    /// hub's events from 1. A publisher's own ids are kept as they are.
-    /// `events` or `bytes` of 0 turns the history and automatic ids off. A
-    /// single event larger than `bytes` is not kept, and ends replay across
-    /// it. A zero `max_age` lets each event expire as soon as any time has
-    /// passed: there is nothing to replay, and a client that reconnects
-    /// having missed events gets the gap event (events still get automatic
-    /// ids). A `max_age` too long for the clock to reach (such as
-    /// `Duration::MAX`) is no age limit.
-    ///
-    /// Defaults to 1,000 events, 1 MiB, 5 minutes.
-    pub fn history(mut self, events: usize, bytes: usize, max_age: Option<Duration>) -> Self {
-        self.history_events = events;
-        self.history_bytes = bytes;
-        self.history_age = max_age;
-        self
-    }
-
-    /// The reconnection time each stream announces when it starts (a
-    /// `retry:` line): `retry` plus a random share of `jitter` drawn for each
-    /// client, uniformly from 0 to `jitter` inclusive, so that after a
-    /// restart the browsers do not all come back in the same millisecond.
-    /// `None` sends no `retry:` line (browsers then wait their own default,
-    /// about 3 s in most). The value sent is capped at 24 hours, so any
-    /// `retry` and `jitter` will do, up to `Duration::MAX`; sub-millisecond
-    /// parts are dropped. A zero `retry` and `jitter` send `retry: 0`:
-    /// clients reconnect at once.
-    ///
-    /// Defaults to 3 seconds with 2 seconds of jitter: each client waits
-    /// 3 to 5 seconds.
-    pub fn retry(mut self, retry: Option<Duration>, jitter: Duration) -> Self {
-        self.retry = retry;
-        self.retry_jitter = jitter;
-        self
-    }
-
-    /// How long a client that asked for an event stream and was turned away
-    /// (past [`max_clients`](HubBuilder::max_clients), during shutdown, or
-    /// when the operating system refused a thread) is asked to wait before
-    /// it comes back: `busy_retry` plus a random share of the same amount,
-    /// drawn for each answer, so clients turned away together spread out.
-    ///
-    /// Such a client gets `200` with `Content-Type: text/event-stream` and
-    /// a body that ends at once:
-    ///
-    /// ```text
-    /// retry: 7342
-    /// event: sse-busy
-    /// data: too-many-clients
-    ///
-    /// ```
-    ///
-    /// The data says why: `too-many-clients`, `shutting-down` or
-    /// `no-thread`. A browser listens with
-    /// `addEventListener("sse-busy", ..)`; `onmessage` never sees it. The
-    /// answer carries no `id:`, so the client's last event id, and with it
-    /// its replay, stay as they were.
-    ///
-    /// Why not `503`: the WHATWG rules make an `EventSource` treat every
-    /// answer but `200 text/event-stream` as final (it "fails the
-    /// connection" and never retries, until the page is reloaded), while a
-    /// `200` stream that ends makes it reconnect after its `retry` time.
-    /// Requests that do not ask for `text/event-stream` (`*/*` alone does
-    /// not count) still get `503` with `Retry-After`.
-    ///
-    /// The value sent, jitter included, is capped at 24 hours, so
-    /// `Duration::MAX` asks for a day. `Duration::ZERO` is sent as
-    /// `retry: 0`: browsers then come back at once, again and again for as
-    /// long as the server is full.
-    ///
-    /// Defaults to 5 seconds: each client waits 5 to 10 seconds.
-    pub fn busy_retry(mut self, retry: Duration) -> Self {
-        self.busy_retry = retry;
-        self
-    }
-
-    /// The name of the event that tells a client it has a gap: it
-    /// reconnected with a `Last-Event-ID` the history cannot resume from
-    /// (data `unknown-id`; the event carries the id of the hub's newest
-    /// event, so the client's next reconnect starts from there), or it
-    /// missed events because its queue was full (data `missed <n>`). A
-    /// browser listens with `addEventListener(name, ..)`; `onmessage` never
-    /// sees it. `None` sends a comment line (`: sse-gap unknown-id`) instead,
-    /// which no client reports. A name with a line break is refused by
-    /// [`build`](HubBuilder::build).
-    ///
-    /// Defaults to `sse-gap`.
-    pub fn gap_event(mut self, name: Option<String>) -> Self {
-        self.gap_event = name;
-        self
-    }
-
-    /// Lets pages of other origins read the stream: see [`Cors`].
-    ///
-    /// Defaults to none: no CORS headers are sent.
-    pub fn cors(mut self, cors: Cors) -> Self {
-        self.cors = Some(cors);
-        self
-    }
-
-    /// Decides about each client before its stream starts: accept it
-    /// (optionally choosing its topics and id) or reject it with a status.
-    /// The hook runs on the client's own writer thread, so a slow hook
-    /// holds up neither the hub nor the acceptor.
-    ///
-    /// Defaults to accepting every client, with the topics of its `?topic=`
-    /// query parameters.
-    pub fn on_connect(
-        mut self,
-        hook: impl Fn(&ConnectRequest<'_>) -> Decision + Send + Sync + 'static,
-    ) -> Self {
-        self.on_connect = Some(Arc::new(hook));
-        self
-    }
-
-    /// Runs when a stream ends, with the client's id and why it ended. It
-    /// runs on the client's writer thread, after the stream's last write.
-    ///
-    /// Defaults to nothing.
-    pub fn on_disconnect(mut self, hook: impl Fn(&Disconnect) + Send + Sync + 'static) -> Self {
-        self.on_disconnect = Some(Arc::new(hook));
-        self
-    }
-
-    /// Notices at once a client that closes or resets its connection while
-    /// its stream is idle, instead of at the stream's next write (an event
-    /// or a keep-alive, up to [`keep_alive`](HubBuilder::keep_alive) later):
-    /// its writer thread and descriptor go back, it leaves
-    /// [`Stats::clients`](crate::Stats::clients) and its slot under
-    /// [`max_clients`](HubBuilder::max_clients), and the disconnect hook
-    /// says [`Closed`](crate::DisconnectReason::Closed).
-    ///
-    /// One thread per hub (`sse-watch`) does this, on Linux. Where a
-    /// stream's socket could be reached (see the crate docs on the release
-    /// of `tiny_http`'s reader) it is in an epoll set: the kernel wakes the
-    /// thread when the client's FIN or reset arrives, and the client is
-    /// removed within milliseconds, at no cost while nobody leaves.
-    /// Other streams are looked for in a list of the server's connections
-    /// that the thread asks the kernel for (`sock_diag`, as `ss` does)
-    /// at least every `interval`, and more often when a list is cheap
-    /// (about 1.7 µs per connection: never more than 1 % of a core, but at
-    /// least every `interval`); a client that reset is found gone in two
-    /// lists in a row. Values are raised to 50 ms. `None` turns it off:
-    /// a client that left is noticed at the stream's next write. Elsewhere
-    /// than Linux, or where the kernel refuses `sock_diag` and epoll, it is
-    /// off too.
-    ///
-    /// Defaults to 500 ms.
-    pub fn close_check(mut self, interval: Option<Duration>) -> Self {
-        // Longer values are taken as they are: a list every `interval` at
-        // the least, more often when lists are cheap.
-        self.close_check = interval.map(|d| d.max(Duration::from_millis(50)));
-        self
-    }
-
-    /// A connection to a [`Server`](crate::Server) must send a complete
-    /// request head within this long of connecting, and a kept-alive
-    /// connection its next request within this long of the last one;
-    /// otherwise it is closed, and the thread and descriptors it held go
-    /// back. Without it a client that sends nothing, or one byte a second,
-    /// holds a thread and two descriptors for as long as it likes
-    /// (`tiny_http` sets no deadline), and a few thousand such connections
-    /// exhaust the process. Event streams are not affected once they run.
-    ///
-    /// The watch thread (see [`close_check`](HubBuilder::close_check))
-    /// lists the server's connections every quarter of this (every
-    /// 250 ms at the most often), or less often when a list costs more than
-    /// 0.5 % of a core (a list costs about 1.7 µs per connection, streams
-    /// included: every 3.2 s with 10,000 streams), and at least every 5 s,
-    /// so a connection is closed between this and this plus one such
-    /// interval after its last request. It needs Linux with
-    /// `pidfd_getfd` (5.6 and later, not refused by a seccomp filter) and
-    /// `sock_diag`; elsewhere, and for requests handed to
-    /// [`Hub::serve`] by a `tiny_http` server of the caller's, nothing
-    /// times a request head out (put a reverse proxy in front). A response
-    /// that a [`fallback`](crate::ServerBuilder::fallback) handler takes
-    /// longer than this to write on a kept-alive connection may be cut.
-    /// Values are raised to 1 second; `None` turns the deadline off.
-    ///
-    /// Defaults to 10 seconds.
-    pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.request_timeout = timeout.map(|d| d.max(Duration::from_secs(1)));
-        self
-    }
-
-    /// Starts the hub thread.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidField`] when the gap event's name holds a line break,
-    /// [`Error::Spawn`] when the operating system refuses the thread.
-    pub fn build(self) -> Result<Hub, Error> {
-        if let Some(name) = &self.gap_event {
-            crate::Event::new("").with_event(name.as_str())?;
-        }
-        Hub::start(self)
-    }
-}
-
-impl fmt::Debug for HubBuilder {
+impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubBuilder")
+        f.debug_struct("Config")
             .field("client_buffer", &self.client_buffer)
             .field("slow_client", &self.slow_client)
             .field("keep_alive", &self.keep_alive)
@@ -455,38 +112,4 @@ impl fmt::Debug for HubBuilder {
             .field("request_timeout", &self.request_timeout)
             .finish()
     }
-}
-
-/// The default for [`HubBuilder::max_clients`]: 10,000, or what this
-/// machine's limits leave room for, if less.
-fn default_max_clients() -> usize {
-    fn read_number(path: &str) -> Option<usize> {
-        std::fs::read_to_string(path).ok()?.trim().parse().ok()
-    }
-    fn open_file_limit() -> Option<usize> {
-        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-        let line = limits
-            .lines()
-            .find(|line| line.starts_with("Max open files"))?;
-        line.split_whitespace().nth(3)?.parse().ok()
-    }
-    // Descriptors and tasks per stream, and memory mappings.
-    let (each, maps_each) = if crate::release::available() {
-        (1, 5)
-    } else {
-        (2, 9)
-    };
-    let mut clients = 10_000;
-    if let Some(files) = open_file_limit() {
-        clients = clients.min(files * 3 / 4 / each);
-    }
-    for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
-        if let Some(tasks) = read_number(path) {
-            clients = clients.min(tasks * 3 / 4 / each);
-        }
-    }
-    if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
-        clients = clients.min(maps.saturating_sub(4096) / maps_each);
-    }
-    clients.max(1)
 }

@@ -1,9 +1,10 @@
 //! The connect and disconnect hooks: what they see and what they decide.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::ClientId;
+use crate::client_id::ClientId;
 
 /// The most topics one client may subscribe to; a request with more is
 /// answered `400 Bad Request`.
@@ -26,6 +27,17 @@ pub const MAX_TOPICS: usize = 64;
 /// ```
 pub struct ConnectRequest<'a> {
     pub(crate) request: &'a tiny_http::Request,
+}
+
+impl fmt::Debug for ConnectRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values (cookies, tokens) stay out of Debug output.
+        f.debug_struct("ConnectRequest")
+            .field("method", self.request.method())
+            .field("path", &self.path())
+            .field("remote_addr", &self.remote_addr())
+            .finish()
+    }
 }
 
 impl ConnectRequest<'_> {
@@ -186,7 +198,8 @@ pub struct Disconnect {
     pub reason: DisconnectReason,
     /// Events written to the client.
     pub delivered: u64,
-    /// Events it missed because its queue was full.
+    /// Events it missed because its queue was full, in all: the count is
+    /// taken once the hub has let go of the client.
     pub dropped: u64,
 }
 

@@ -3,10 +3,12 @@
 use std::fmt;
 use std::io;
 
+use crate::client_id::ClientId;
+
 /// Everything that can go wrong in this crate.
 ///
-/// The variants are `#[non_exhaustive]` so that later releases can add
-/// failure modes without breaking callers that `match` on them.
+/// The enum is `#[non_exhaustive]`: a `match` on it needs a `_` arm, so
+/// that later releases can add failure modes without breaking callers.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -60,20 +62,14 @@ pub enum Error {
     /// [`HubBuilder::max_clients`]: crate::HubBuilder::max_clients
     /// [`HubBuilder::busy_retry`]: crate::HubBuilder::busy_retry
     TooManyClients,
-    /// The request arrived on a connection that already carries an event
-    /// stream (the client pipelined it). It is kept and answered when that
-    /// stream ends.
-    Pipelined,
     /// No client with that id is connected (it left or never existed).
-    UnknownClient(u64),
+    UnknownClient(ClientId),
     /// A client id chosen by the connect hook or a subscriber is already in
     /// use by a connected client.
-    IdInUse(u64),
+    IdInUse(ClientId),
     /// A value could not be serialised to JSON (`json` feature).
     #[cfg(feature = "json")]
     Json(serde_json::Error),
-    /// Any other input/output error.
-    Io(io::Error),
 }
 
 impl fmt::Display for Error {
@@ -93,14 +89,10 @@ impl fmt::Display for Error {
                 "shutdown deadline passed with {threads} writer thread(s) still running"
             ),
             Error::TooManyClients => f.write_str("too many clients: the event stream was refused"),
-            Error::Pipelined => {
-                f.write_str("the request arrived behind an open event stream on its connection")
-            }
             Error::UnknownClient(id) => write!(f, "no connected client has id {id}"),
             Error::IdInUse(id) => write!(f, "client id {id} is already in use"),
             #[cfg(feature = "json")]
             Error::Json(e) => write!(f, "could not serialise the event data to JSON: {e}"),
-            Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
 }
@@ -108,16 +100,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind(e) | Error::Spawn(e) | Error::Io(e) => Some(e),
+            Error::Bind(e) | Error::Spawn(e) => Some(e),
             #[cfg(feature = "json")]
             Error::Json(e) => Some(e),
             _ => None,
         }
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
     }
 }

@@ -1,10 +1,12 @@
-//! `Event` and its wire encoding, and `Frame`, the encoded bytes clients share.
+//! `Event`: what a program publishes, checked as it is built, and its bytes.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Error;
+use crate::encode::{self, COMMENT, DATA};
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::retry::RETRY_MAX;
 
 /// One server-sent event: data, and optionally an event name, an id, a
 /// reconnection time and a comment; or a comment alone
@@ -259,10 +261,10 @@ impl Event {
     fn encoded_len(&self) -> usize {
         let mut len = 0;
         if !self.comment_only {
-            len += encoded_lines_len(&self.data, DATA.len()) + 1;
+            len += encode::lines_len(&self.data, DATA.len()) + 1;
         }
         if let Some(comment) = &self.comment {
-            len += encoded_lines_len(comment, COMMENT.len());
+            len += encode::lines_len(comment, COMMENT.len());
         }
         if let Some(event) = &self.event {
             len += "event: \n".len() + event.len();
@@ -276,8 +278,8 @@ impl Event {
         len
     }
 
-    pub(crate) fn custom_id(&self) -> Option<std::sync::Arc<str>> {
-        self.id.as_deref().map(std::sync::Arc::from)
+    pub(crate) fn custom_id(&self) -> Option<Arc<str>> {
+        self.id.as_deref().map(Arc::from)
     }
 
     /// The event as a frame of its own: a comment is no event, so its frame
@@ -288,186 +290,28 @@ impl Event {
 
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         if let Some(comment) = &self.comment {
-            encode_lines(out, COMMENT, comment);
+            encode::lines(out, COMMENT, comment);
         }
         if let Some(event) = &self.event {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(event.as_bytes());
-            out.push(b'\n');
+            encode::field(out, "event", event.as_bytes());
         }
         if let Some(id) = &self.id {
-            out.extend_from_slice(b"id: ");
-            out.extend_from_slice(id.as_bytes());
-            out.push(b'\n');
+            encode::field(out, "id", id.as_bytes());
         }
         if let Some(retry) = self.retry {
-            out.extend_from_slice(b"retry: ");
-            out.extend_from_slice(retry.as_millis().to_string().as_bytes());
-            out.push(b'\n');
+            encode::field(out, "retry", retry.as_millis().to_string().as_bytes());
         }
         // A comment ends without a blank line: see `Event::comment`.
         if !self.comment_only {
-            encode_lines(out, DATA, &self.data);
+            encode::lines(out, DATA, &self.data);
             out.push(b'\n');
         }
-    }
-}
-
-/// The longest reconnection time sent, by an event or at the start of a
-/// stream: a day.
-pub(crate) const RETRY_MAX: Duration = Duration::from_secs(24 * 60 * 60);
-
-const DATA: &str = "data: ";
-const COMMENT: &str = ": ";
-
-/// Encodes data-only text: what [`crate::Hub::notify`] sends.
-pub(crate) fn encode_data(data: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_lines_len(data, DATA.len()) + 1);
-    encode_lines(&mut out, DATA, data);
-    out.push(b'\n');
-    out
-}
-
-/// Encodes the event that tells a client it has a gap (or, without a name,
-/// a comment line saying so).
-pub(crate) fn encode_gap(out: &mut Vec<u8>, name: Option<&str>, id: Option<&str>, data: &str) {
-    match name {
-        Some(name) => {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'\n');
-            if let Some(id) = id {
-                out.extend_from_slice(b"id: ");
-                out.extend_from_slice(id.as_bytes());
-                out.push(b'\n');
-            }
-            encode_lines(out, DATA, data);
-            out.push(b'\n');
-        }
-        None => {
-            out.extend_from_slice(b": sse-gap ");
-            out.extend_from_slice(data.as_bytes());
-            out.push(b'\n');
-        }
-    }
-}
-
-/// Splits `text` on CRLF, LF and lone CR, the three line ends of the
-/// event-stream format.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match current.find(['\r', '\n']) {
-            None => {
-                rest = None;
-                Some(current)
-            }
-            Some(at) => {
-                let skip = if current[at..].starts_with("\r\n") {
-                    2
-                } else {
-                    1
-                };
-                rest = Some(&current[at + skip..]);
-                Some(&current[..at])
-            }
-        }
-    })
-}
-
-fn encoded_lines_len(text: &str, prefix: usize) -> usize {
-    lines(text).map(|line| prefix + line.len() + 1).sum()
-}
-
-/// One line per line of `text`: `prefix` + line + LF. An empty line is sent
-/// as the bare field name (`data:`), which parsers read as an empty value.
-fn encode_lines(out: &mut Vec<u8>, prefix: &str, text: &str) {
-    for line in lines(text) {
-        if line.is_empty() {
-            out.extend_from_slice(prefix.trim_end().as_bytes());
-        } else {
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(line.as_bytes());
-        }
-        out.push(b'\n');
-    }
-}
-
-/// Encoded event-stream bytes holding one or more whole events, shared by
-/// every client that receives them.
-///
-/// The hub encodes each event once, in the publishing thread; when several
-/// events are waiting together it joins them into one frame, so a client
-/// that is behind gets them in one write. Cloning a frame is cheap (a
-/// reference count).
-///
-/// # Examples
-///
-/// ```
-/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
-/// let subscription = hub.subscribe()?;
-/// hub.notify("hello")?;
-/// let frame = subscription.recv()?;
-/// assert_eq!(frame.as_bytes(), b"data: hello\n\n");
-/// assert_eq!(frame.events(), 1);
-/// # hub.shutdown()?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone)]
-pub struct Frame(Arc<FrameData>);
-
-struct FrameData {
-    bytes: Box<[u8]>,
-    events: u32,
-}
-
-impl Frame {
-    pub(crate) fn new(bytes: Vec<u8>, events: u32) -> Frame {
-        Frame(Arc::new(FrameData {
-            bytes: bytes.into_boxed_slice(),
-            events,
-        }))
-    }
-
-    /// The encoded events, ready to write to a client.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0.bytes
-    }
-
-    /// How many events the frame holds. Comments ([`Event::comment`]) and
-    /// the gap events that tell a client it missed events are not counted.
-    pub fn events(&self) -> usize {
-        self.0.events as usize
-    }
-}
-
-impl fmt::Debug for Frame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Payloads stay out of Debug output so that logging a frame never
-        // leaks what it carries.
-        f.debug_struct("Frame")
-            .field("bytes", &self.0.bytes.len())
-            .field("events", &self.0.events)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_on_every_line_end() {
-        let got: Vec<&str> = lines("a\r\nb\nc\rd").collect();
-        assert_eq!(got, ["a", "b", "c", "d"]);
-        let got: Vec<&str> = lines("").collect();
-        assert_eq!(got, [""]);
-        let got: Vec<&str> = lines("x\n").collect();
-        assert_eq!(got, ["x", ""]);
-        let got: Vec<&str> = lines("\r\r\n").collect();
-        assert_eq!(got, ["", "", ""]);
-    }
 
     #[test]
     fn encoded_len_is_an_upper_bound() {
@@ -479,7 +323,6 @@ mod tests {
             .with_retry(Duration::MAX)
             .with_comment("c\rd");
         assert!(event.to_bytes().len() <= event.encoded_len());
-        assert_eq!(encode_data("a\nb").len(), encoded_lines_len("a\nb", 6) + 1);
         let comment = Event::comment("c\r\nd").with_retry(Duration::MAX);
         assert!(comment.to_bytes().len() <= comment.encoded_len());
     }

@@ -1,32 +1,13 @@
-//! The replay history: the last events, bounded by count, bytes and age.
+//! The replay history the hub thread keeps: the last events, bounded by
+//! count, bytes and age.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Frame;
-
-/// Where an event goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// Every client.
-    All,
-    /// The clients subscribed to this topic.
-    Topic(Arc<str>),
-    /// The clients with this id.
-    Client(crate::ClientId),
-}
-
-impl Route {
-    /// Whether a client with `id` and `topics` receives an event routed so.
-    pub(crate) fn reaches(&self, id: crate::ClientId, topics: &[Box<str>]) -> bool {
-        match self {
-            Route::All => true,
-            Route::Topic(topic) => topics.iter().any(|t| **t == **topic),
-            Route::Client(target) => *target == id,
-        }
-    }
-}
+use crate::client_id::ClientId;
+use crate::frame::Frame;
+use crate::messages::Route;
 
 struct Entry {
     seq: u64,
@@ -175,7 +156,7 @@ impl History {
         &mut self,
         last_event_id: &str,
         last_seq: u64,
-        id: crate::ClientId,
+        id: ClientId,
         topics: &[Box<str>],
         now: Instant,
     ) -> Resume {

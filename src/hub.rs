@@ -1,51 +1,32 @@
 //! The `Hub` handle: publishing, subscribing, serving, shutting down.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::dispatch::{HubThread, Outgoing, Registration};
-use crate::event::{Frame, encode_data};
-use crate::history::Route;
-use crate::release::release_reader;
-use crate::server::Acceptor;
+use crate::acceptor::Acceptor;
+use crate::client_id::ClientId;
+use crate::config::Config;
+use crate::counters::ClientCounters;
+use crate::encode;
+use crate::error::Error;
+use crate::event::Event;
+use crate::frame::Frame;
+use crate::http;
+use crate::hub_thread::HubThread;
+use crate::messages::{Outgoing, Route};
+use crate::shared::Shared;
 use crate::stats::{ClientStats, Stats};
 use crate::subscription::{SubscribeOptions, Subscription};
-use crate::watch::{Watch, Watched};
-use crate::{Error, Event, HubBuilder};
-
-/// An id the hub gives each client (stream or subscription), unique among
-/// connected clients. The hub numbers clients from 1; a connect hook or a
-/// subscriber may choose an id of its own instead
-/// ([`Decision::id`](crate::Decision::id)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub(crate) u64);
-
-impl ClientId {
-    /// An id of the caller's choosing. Ids the hub picks count up from 1,
-    /// so ids chosen from the top half of the range (`1 << 63` and up)
-    /// never collide with them.
-    pub fn new(id: u64) -> ClientId {
-        ClientId(id)
-    }
-
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+use crate::sync::lock;
+use crate::tiny_http_fixes::release::{Released, release_reader};
+use crate::tiny_http_fixes::watch::{self, Watch, WatchSettings, Watched};
+use crate::writer;
 
 /// The handle programs publish through: cheap to clone, and usable from any
 /// thread.
@@ -68,7 +49,7 @@ impl fmt::Display for ClientId {
 /// ```
 /// use sse_server::{Event, Hub};
 ///
-/// let hub = Hub::builder().history(0, 0, None).build()?; // no automatic ids
+/// let hub = Hub::builder().history_events(0).build()?; // no automatic ids
 /// let subscription = hub.subscribe()?;
 ///
 /// let publisher = hub.clone();
@@ -90,91 +71,25 @@ impl fmt::Display for ClientId {
 /// ```
 #[derive(Clone)]
 pub struct Hub {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     /// `None` once shutdown began. Dropping the only sender is what tells the
     /// hub thread to finish: it still receives every event sent before.
     notify_tx: RwLock<Option<Sender<Outgoing>>>,
     notify_rx: Receiver<Outgoing>,
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     hub_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The watch thread's handle, when it runs (Linux; see
+    /// `tiny_http_fixes/watch.rs`).
+    watch: Option<Watch>,
     watch_thread: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) acceptors: Mutex<Vec<Acceptor>>,
+    acceptors: Mutex<Vec<Acceptor>>,
     writers: Mutex<Writers>,
     /// Disconnects once every writer thread has dropped its sender.
     alive_rx: Receiver<()>,
     closing_since: OnceLock<Instant>,
-}
-
-/// The part of the hub that writer threads and the hub thread share. It
-/// holds no handle to [`Inner`], so no thread the hub started keeps the hub
-/// alive.
-pub(crate) struct Shared {
-    pub(crate) add_tx: Sender<Registration>,
-    /// A client leaving, and where to say it is gone (if anyone waits).
-    pub(crate) remove_tx: Sender<(ClientId, Option<Sender<()>>)>,
-    pub(crate) counters: Counters,
-    pub(crate) clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
-    pub(crate) closing: AtomicBool,
-    next_id: AtomicU64,
-    pub(crate) config: HubBuilder,
-    /// Open event streams by the client's address and port.
-    streams: Mutex<HashMap<SocketAddr, OpenStream>>,
-    pub(crate) history_len: AtomicUsize,
-    pub(crate) history_bytes: AtomicUsize,
-    /// The watch thread's handle, when it runs (see `watch.rs`).
-    pub(crate) watch: OnceLock<Watch>,
-}
-
-struct OpenStream {
-    /// The client's id, once it is registered.
-    client: Option<ClientId>,
-    counters: Arc<ClientCounters>,
-    /// Requests the client sent on the connection behind its stream.
-    /// `tiny_http` answers a connection's requests in order, so answering
-    /// (or dropping) one of these blocks until the stream ends: they wait
-    /// here, and are dropped (answered `500` by `tiny_http`, after the
-    /// stream's last chunk) once the stream's writer is done.
-    parked: Vec<tiny_http::Request>,
-}
-
-/// The most requests kept behind one stream; past it the stream is ended.
-const MAX_PARKED: usize = 8;
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) connected: AtomicUsize,
-    published: AtomicU64,
-    pub(crate) queued: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) evicted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ClientCounters {
-    pub(crate) dropped: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-    /// Set when the hub ended the client's stream: too slow under
-    /// [`SlowClient::Disconnect`](crate::SlowClient::Disconnect), or too many
-    /// requests behind its stream.
-    pub(crate) evicted: AtomicBool,
-    /// Set when the watch thread found the client's connection closed or
-    /// reset: the stream ends without another write.
-    pub(crate) peer_closed: AtomicBool,
-}
-
-impl ClientCounters {
-    fn snapshot(&self, id: ClientId) -> ClientStats {
-        ClientStats {
-            id,
-            dropped: self.dropped.load(Ordering::Relaxed),
-            delivered: self.delivered.load(Ordering::Relaxed),
-            evicted: self.evicted.load(Ordering::Relaxed),
-        }
-    }
 }
 
 struct Writers {
@@ -185,21 +100,9 @@ struct Writers {
 }
 
 impl Hub {
-    /// A hub with the default settings (see [`HubBuilder`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Spawn`] when the operating system refuses the hub thread.
-    pub fn new() -> Result<Hub, Error> {
-        HubBuilder::default().build()
-    }
-
-    /// Settings for a new hub.
-    pub fn builder() -> HubBuilder {
-        HubBuilder::default()
-    }
-
-    pub(crate) fn start(config: HubBuilder) -> Result<Hub, Error> {
+    /// Starts a hub with `config`: its hub thread and, when a setting
+    /// needs it, its watch thread.
+    pub(crate) fn start(config: Config) -> Result<Hub, Error> {
         let (add_tx, add_rx) = crossbeam_channel::unbounded();
         let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
         let (notify_tx, notify_rx) = crossbeam_channel::unbounded();
@@ -207,27 +110,16 @@ impl Hub {
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis());
-        let shared = Arc::new(Shared {
-            add_tx,
-            remove_tx,
-            counters: Counters::default(),
-            clients: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
-            config,
-            streams: Mutex::new(HashMap::new()),
-            history_len: AtomicUsize::new(0),
-            history_bytes: AtomicUsize::new(0),
-            watch: OnceLock::new(),
-        });
-        let watch_thread =
-            if shared.config.close_check.is_some() || shared.config.request_timeout.is_some() {
-                crate::watch::start(&shared).map(|(watch, handle)| {
-                    let _ = shared.watch.set(watch);
-                    handle
-                })
+        let shared = Arc::new(Shared::new(add_tx, remove_tx, config));
+        let settings = WatchSettings {
+            close_check: shared.config.close_check,
+            request_timeout: shared.config.request_timeout,
+        };
+        let (watch, watch_thread) =
+            if settings.close_check.is_some() || settings.request_timeout.is_some() {
+                watch::start(&shared.streams, settings).unzip()
             } else {
-                None
+                (None, None)
             };
         let hub_thread = HubThread::new(
             add_rx,
@@ -246,6 +138,7 @@ impl Hub {
                 notify_rx,
                 shared,
                 hub_thread: Mutex::new(Some(handle)),
+                watch,
                 watch_thread: Mutex::new(watch_thread),
                 acceptors: Mutex::new(Vec::new()),
                 writers: Mutex::new(Writers {
@@ -275,7 +168,7 @@ impl Hub {
     /// ```
     pub fn notify(&self, data: impl AsRef<str>) -> Result<(), Error> {
         self.send(Outgoing {
-            frame: Frame::new(encode_data(data.as_ref()), 1),
+            frame: Frame::new(encode::data(data.as_ref()), 1),
             custom_id: None,
             route: Route::All,
         })
@@ -321,7 +214,7 @@ impl Hub {
     /// use sse_server::{Event, Hub, SubscribeOptions};
     /// use std::time::Duration;
     ///
-    /// let hub = Hub::builder().history(0, 0, None).build()?;
+    /// let hub = Hub::builder().history_events(0).build()?;
     /// let sports = hub.subscribe_with(SubscribeOptions::new().topics(["sports"]))?;
     /// hub.publish_to("weather", &Event::new("rain"))?;
     /// hub.publish_to("sports", &Event::new("goal"))?;
@@ -364,7 +257,7 @@ impl Hub {
             return Err(Error::Closed);
         }
         if !lock(&self.inner.shared.clients).contains_key(&client) {
-            return Err(Error::UnknownClient(client.0));
+            return Err(Error::UnknownClient(client));
         }
         self.send(Outgoing {
             frame: event.to_frame(),
@@ -406,7 +299,7 @@ impl Hub {
     /// caller's choosing, or a `Last-Event-ID` to resume from. The
     /// subscription receives the replayed events, then every event published
     /// after this call returns that reaches it; its queue has
-    /// [`HubBuilder::client_buffer`] slots, and frames that do not fit are
+    /// [`HubBuilder::client_buffer`](crate::HubBuilder::client_buffer) slots, and frames that do not fit are
     /// missed (see [`Subscription::missed`]). Dropping the subscription
     /// unsubscribes.
     ///
@@ -415,24 +308,16 @@ impl Hub {
     /// [`Error::Closed`] after shutdown, [`Error::IdInUse`] when the chosen
     /// id belongs to a connected client.
     pub fn subscribe_with(&self, options: SubscribeOptions) -> Result<Subscription, Error> {
-        self.inner.shared.register(options)
+        Subscription::register(&self.inner.shared, options)
     }
 
     /// Counters for the whole hub.
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
-        let counters = &shared.counters;
         Stats {
-            clients: counters.connected.load(Ordering::Relaxed),
-            streams: lock(&shared.streams).len(),
-            published: counters.published.load(Ordering::Relaxed),
-            queued: counters.queued.load(Ordering::Relaxed),
-            dropped: counters.dropped.load(Ordering::Relaxed),
-            evicted: counters.evicted.load(Ordering::Relaxed),
-            rejected: counters.rejected.load(Ordering::Relaxed),
+            streams: shared.streams.len(),
             pending: self.inner.notify_rx.len(),
-            history_events: shared.history_len.load(Ordering::Relaxed),
-            history_bytes: shared.history_bytes.load(Ordering::Relaxed),
+            ..shared.counters.snapshot()
         }
     }
 
@@ -454,7 +339,7 @@ impl Hub {
 
     /// True once shutdown has begun.
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.closing.load(Ordering::Acquire)
+        self.inner.shared.is_closing()
     }
 
     /// Answers `request` as the event-stream endpoint, whatever its path:
@@ -462,7 +347,7 @@ impl Hub {
     /// events from one of its routes. It returns at once.
     ///
     /// * `GET` starts a stream on a writer thread of its own. On that thread
-    ///   the connect hook ([`HubBuilder::on_connect`]) decides about the
+    ///   the connect hook ([`HubBuilder::on_connect`](crate::HubBuilder::on_connect)) decides about the
     ///   client, the client is registered (with its topics, and its replay
     ///   when it sent a `Last-Event-ID`), and only then are the response
     ///   headers written: a client that has the headers receives every event
@@ -484,16 +369,17 @@ impl Hub {
     ///
     /// Each error has been answered to the client already:
     /// [`Error::Closed`] after shutdown, whatever the method,
-    /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`],
-    /// [`Error::Spawn`] when the operating system refuses the writer thread,
-    /// [`Error::Pipelined`] for a request kept behind a stream. Until
-    /// shutdown, other methods than `GET` return `Ok` once answered.
+    /// [`Error::TooManyClients`] past [`HubBuilder::max_clients`](crate::HubBuilder::max_clients),
+    /// [`Error::Spawn`] when the operating system refuses the writer thread.
+    /// Until shutdown, other methods than `GET` return `Ok` once answered,
+    /// and so does a request kept behind a stream (it is answered when the
+    /// stream ends).
     ///
     /// The first three are counted in
     /// [`Stats::rejected`](crate::Stats::rejected) and told to come back
     /// later. A request whose `Accept` asks for `text/event-stream` (every
     /// `EventSource`) gets `200` and a short event stream: a `retry:` of
-    /// [`HubBuilder::busy_retry`] with jitter and an `sse-busy` event
+    /// [`HubBuilder::busy_retry`](crate::HubBuilder::busy_retry) with jitter and an `sse-busy` event
     /// (data `shutting-down`, `too-many-clients` or `no-thread`), then the
     /// end, after which a browser reconnects by itself; `503` would make it
     /// give up for good (WHATWG: any other answer fails the connection).
@@ -527,78 +413,52 @@ impl Hub {
         local: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let shared = &self.inner.shared;
-        let Some(request) = shared.park_if_pipelined(request) else {
-            return Err(Error::Pipelined);
+        let Some(request) = shared.streams.park_if_pipelined(request, &shared.counters) else {
+            return Ok(());
         };
         // After shutdown nothing is served here, whatever the method: a
         // `HEAD` answered `200` would tell a health check the stream is up.
         if self.is_closed() {
-            return Err(shared.refuse(request, Error::Closed));
+            return Err(self.refuse(request, Error::Closed));
         }
-        let Some(request) = crate::server::answer_non_stream(shared, request) else {
+        let Some(request) = http::answer_non_stream(shared.config.cors.as_ref(), request) else {
             return Ok(());
         };
-        let open = lock(&shared.streams).len();
+        let open = shared.streams.len();
         if open >= shared.config.max_clients {
             log::debug!("refusing a client: {open} streams open, the most allowed");
-            return Err(shared.refuse(request, Error::TooManyClients));
+            return Err(self.refuse(request, Error::TooManyClients));
         }
         let mut writers = lock(&self.inner.writers);
         let Some(alive) = writers.alive_tx.clone() else {
             drop(writers);
-            return Err(shared.refuse(request, Error::Closed));
+            return Err(self.refuse(request, Error::Closed));
         };
         let remote = request.remote_addr().copied();
         let counters = Arc::new(ClientCounters::default());
         if let Some(remote) = remote {
-            let stream = OpenStream {
-                client: None,
-                counters: Arc::clone(&counters),
-                parked: Vec::new(),
-            };
-            lock(&shared.streams).insert(remote, stream);
+            shared.streams.open(remote, Arc::clone(&counters));
         }
-        // Let tiny_http's reading thread go now rather than from the writer
-        // thread, which may take a while to be scheduled in a connect burst:
-        // the sooner that thread is back in tiny_http's pool, the fewer new
-        // ones the pool starts.
-        let (released, copy) = match remote.and_then(|remote| release_reader(remote, local)) {
-            Some((released, copy)) => (Some(released), Some(copy)),
-            None => (None, None),
-        };
-        if let Some(watch) = shared.watch.get()
-            && let Some(remote) = remote
-            && shared.config.close_check.is_some()
-        {
-            let local = released.as_ref().map(|released| released.local).or(local);
-            let watched = Watched {
-                remote,
-                local,
-                counters: Arc::clone(&counters),
-            };
-            watch.stream(copy.as_ref(), watched);
-        }
-        drop(copy);
+        let released = remote.and_then(|remote| self.release_and_watch(remote, local, &counters));
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
         let slot = Arc::new(Mutex::new(Some(request)));
         let thread_slot = Arc::clone(&slot);
         let thread_shared = Arc::clone(shared);
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_id();
         let spawned = thread::Builder::new()
             .name(format!("sse-client-{id}"))
-            .stack_size(crate::stream::STACK_SIZE)
+            .stack_size(writer::STACK_SIZE)
             .spawn(move || {
                 let request = lock(&thread_slot).take();
                 if let Some(request) = request {
-                    crate::stream::run(request, ClientId(id), counters, &thread_shared, released);
+                    writer::run(request, id, counters, &thread_shared, released);
                 }
                 // The stream's writer is gone, so `tiny_http` can now answer
                 // what the client sent behind the stream.
                 if let Some(remote) = remote {
-                    let parked = lock(&thread_shared.streams).remove(&remote);
-                    drop(parked);
+                    thread_shared.streams.close(remote);
                 }
                 drop(alive);
             });
@@ -610,15 +470,51 @@ impl Hub {
             Err(e) => {
                 drop(writers);
                 if let Some(remote) = remote {
-                    lock(&shared.streams).remove(&remote);
+                    shared.streams.close(remote);
                 }
                 log::warn!("could not start a writer thread for a client: {e}");
                 match lock(&slot).take() {
-                    Some(request) => Err(shared.refuse(request, Error::Spawn(e))),
+                    Some(request) => Err(self.refuse(request, Error::Spawn(e))),
                     None => Err(Error::Spawn(e)),
                 }
             }
         }
+    }
+
+    /// Lets `tiny_http`'s reading thread of the stream from `remote` go (see
+    /// `tiny_http_fixes/release.rs`), and has the watch thread look after
+    /// the stream. Done here rather than on the writer thread, which may
+    /// take a while to be scheduled in a connect burst: the sooner the
+    /// reading thread is back in `tiny_http`'s pool, the fewer new ones the
+    /// pool starts.
+    fn release_and_watch(
+        &self,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        counters: &Arc<ClientCounters>,
+    ) -> Option<Released> {
+        let (released, copy) = match release_reader(remote, local) {
+            Some((released, copy)) => (Some(released), Some(copy)),
+            None => (None, None),
+        };
+        if let Some(watch) = &self.inner.watch
+            && self.inner.shared.config.close_check.is_some()
+        {
+            let local = released.as_ref().map(|released| released.local).or(local);
+            let watched = Watched {
+                remote,
+                local,
+                counters: Arc::clone(counters),
+            };
+            watch.stream(copy.as_ref(), watched);
+        }
+        released
+    }
+
+    /// Turns `request` away for now; see [`http::refuse`].
+    fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
+        let shared = &self.inner.shared;
+        http::refuse(request, error, &shared.config, &shared.counters)
     }
 
     /// Shuts the hub down: stops every [`Server`](crate::Server) serving it
@@ -626,7 +522,7 @@ impl Hub {
     /// stream cleanly (an HTTP/1.1 stream gets its final chunk), and joins
     /// every thread this crate started for the hub.
     ///
-    /// It returns within [`HubBuilder::shutdown_timeout`] plus a fraction of
+    /// It returns within [`HubBuilder::shutdown_timeout`](crate::HubBuilder::shutdown_timeout) plus a fraction of
     /// a second (a timeout too long for the clock to reach, such as
     /// `Duration::MAX`, is no deadline: it waits for every stream to end). A second call, or a call after another thread began the
     /// shutdown, returns `Ok` at once. Afterwards every method that can fail
@@ -656,6 +552,16 @@ impl Hub {
     pub(crate) fn register_acceptor(&self, acceptor: Acceptor) {
         lock(&self.inner.acceptors).push(acceptor);
     }
+
+    /// The state the hub's threads share.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The watch thread's handle, when it runs.
+    pub(crate) fn watch(&self) -> Option<&Watch> {
+        self.inner.watch.as_ref()
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -664,145 +570,6 @@ impl fmt::Debug for Hub {
             .field("stats", &self.stats())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-impl Shared {
-    pub(crate) fn write_timeout(&self) -> Duration {
-        self.config.write_timeout
-    }
-
-    /// Registers a client with the hub thread and waits for its answer.
-    pub(crate) fn register(
-        self: &Arc<Self>,
-        options: SubscribeOptions,
-    ) -> Result<Subscription, Error> {
-        // The hub thread, the only sender, keeps the queue within
-        // `client_buffer` frames (and one more, for the gap event that tells
-        // a client it missed events) by looking at its length before each
-        // send. An unbounded channel holds its frames in blocks of 31 slots
-        // allocated as they fill, where a bounded one allocates every slot
-        // up front: about 1.2 KiB for an idle client instead of 3.7 KiB.
-        let (queue, receiver) = crossbeam_channel::unbounded();
-        let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
-        let id = options
-            .id
-            .unwrap_or_else(|| ClientId(self.next_id.fetch_add(1, Ordering::Relaxed)));
-        let counters = options.counters.unwrap_or_default();
-        if self.closing.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.add_tx
-            .send(Registration {
-                id,
-                queue,
-                counters: Arc::clone(&counters),
-                topics: options
-                    .topics
-                    .into_iter()
-                    .map(String::into_boxed_str)
-                    .collect(),
-                last_event_id: options.last_event_id,
-                registered: registered_tx,
-            })
-            .map_err(|_| Error::Closed)?;
-        // The hub thread answers at once, or drops the registration (and so
-        // disconnects this channel) when it stops.
-        match registered_rx.recv() {
-            Ok(true) => Ok(Subscription::new(id, receiver, counters, Arc::clone(self))),
-            Ok(false) => Err(Error::IdInUse(id.0)),
-            Err(_) => Err(Error::Closed),
-        }
-    }
-
-    /// Notes which client a stream from `remote` turned out to be.
-    pub(crate) fn stream_registered(&self, remote: Option<SocketAddr>, id: ClientId) {
-        if let Some(remote) = remote
-            && let Some(stream) = lock(&self.streams).get_mut(&remote)
-        {
-            stream.client = Some(id);
-            // Requests that came with the GET were parked before the client
-            // was known; apply the limit to them now.
-            self.evict_if_piled_up(stream);
-        }
-    }
-
-    /// Turns `request` away (see `server::respond_refused`: an event-stream
-    /// client is told when to come back, others get `503`) and counts it;
-    /// gives back `error`: [`Error::TooManyClients`], [`Error::Spawn`] or
-    /// [`Error::Closed`].
-    pub(crate) fn refuse(&self, request: tiny_http::Request, error: Error) -> Error {
-        use crate::server::Busy;
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let why = match &error {
-            Error::TooManyClients => Busy::TooManyClients,
-            Error::Spawn(_) => Busy::NoThread,
-            // `Closed`, the only other error a stream is refused with.
-            _ => Busy::ShuttingDown,
-        };
-        crate::server::respond_refused(self, request, why);
-        error
-    }
-
-    /// Keeps `request` aside when it came in on a connection that carries an
-    /// open event stream (the client pipelined it behind its `GET`), and
-    /// gives it back otherwise. A connection is known by the client's
-    /// address and port. A client that piles up more than a few such
-    /// requests has its stream ended, which releases them.
-    pub(crate) fn park_if_pipelined(
-        &self,
-        request: tiny_http::Request,
-    ) -> Option<tiny_http::Request> {
-        let Some(remote) = request.remote_addr().copied() else {
-            return Some(request);
-        };
-        let mut streams = lock(&self.streams);
-        let Some(stream) = streams.get_mut(&remote) else {
-            return Some(request);
-        };
-        log::debug!(
-            "a client sent a request behind its event stream; it waits for the stream to end"
-        );
-        stream.parked.push(request);
-        self.evict_if_piled_up(stream);
-        None
-    }
-
-    /// Ends a stream whose client sent more than `MAX_PARKED` requests
-    /// behind it.
-    fn evict_if_piled_up(&self, stream: &OpenStream) {
-        if stream.parked.len() > MAX_PARKED
-            && let Some(id) = stream.client
-            && !stream.counters.evicted.swap(true, Ordering::Relaxed)
-        {
-            self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-            let _ = self.remove_tx.send((id, None));
-        }
-    }
-
-    /// The addresses of the clients of open streams (v4-mapped addresses
-    /// written as v4).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn stream_addresses(&self) -> std::collections::HashSet<SocketAddr> {
-        lock(&self.streams)
-            .keys()
-            .map(|&remote| SocketAddr::new(remote.ip().to_canonical(), remote.port()))
-            .collect()
-    }
-
-    /// Removes from the hub the client of the stream from `remote` whose
-    /// counters are `counters` (not a newer stream from the same address),
-    /// if it is registered; one that registers later sees
-    /// `peer_closed` and leaves by itself.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn remove_stream_client(&self, remote: SocketAddr, counters: &Arc<ClientCounters>) {
-        let streams = lock(&self.streams);
-        if let Some(stream) = streams.get(&remote)
-            && Arc::ptr_eq(&stream.counters, counters)
-            && let Some(id) = stream.client
-        {
-            let _ = self.remove_tx.send((id, None));
-        }
     }
 }
 
@@ -823,7 +590,7 @@ impl Inner {
         for acceptor in acceptors {
             acceptor.join();
         }
-        if let Some(watch) = self.shared.watch.get() {
+        if let Some(watch) = &self.watch {
             watch.stop();
         }
         if let Some(handle) = lock(&self.watch_thread).take()
@@ -844,6 +611,12 @@ impl Inner {
             log::error!("BUG: the hub thread panicked");
         }
 
+        self.join_writers(deadline)
+    }
+
+    /// Waits, until `deadline` (`None`: for as long as it takes), for every
+    /// writer thread to end, and joins them.
+    fn join_writers(&self, deadline: Option<Instant>) -> Result<(), Error> {
         let handles = {
             let mut writers = lock(&self.writers);
             writers.alive_tx = None;
@@ -893,15 +666,6 @@ impl Writers {
             self.prune_at = (self.handles.len() * 2).max(64);
         }
     }
-}
-
-/// Locks a mutex, carrying on with the data if a thread panicked while
-/// holding it: every structure behind these locks stays consistent between
-/// statements.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

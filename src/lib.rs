@@ -39,7 +39,7 @@
 //!
 //! # Beyond broadcast
 //!
-//! * Replay: the hub keeps the last events ([`HubBuilder::history`]) and
+//! * Replay: the hub keeps the last events ([`HubBuilder::history_events`]) and
 //!   gives every event without an id one of its own; a client that
 //!   reconnects with `Last-Event-ID` gets exactly what it missed, then the
 //!   live events, or an `sse-gap` event when the history cannot tell.
@@ -47,7 +47,7 @@
 //!   clients ([`Hub::send_to`]).
 //! * Hooks to accept, reject or route clients ([`HubBuilder::on_connect`],
 //!   [`Decision`]) and to learn why they left ([`HubBuilder::on_disconnect`]).
-//! * A `retry:` line with per-client jitter ([`HubBuilder::retry`]), CORS
+//! * A `retry:` line with per-client jitter ([`HubBuilder::retry`], [`HubBuilder::retry_jitter`]), CORS
 //!   ([`Cors`]), and `Event::json` with the `json` feature.
 //!
 //! # Embedding in your own `tiny_http` server
@@ -115,31 +115,51 @@
 //!   finish a request (slowloris) cannot pile up.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
+// Modules in layers, top to bottom: each uses only its own layer and the
+// layers above it (see ARCHITECTURE.md; `tests/layers.rs` checks it).
+//
+// The event and its bytes.
+mod client_id;
+mod encode;
+mod error;
+mod event;
+mod frame;
+mod retry;
+mod stats;
+mod sync;
+// Settings, counters and the messages between threads.
 mod config;
 mod connect;
 mod cors;
-mod dispatch;
-mod error;
-mod event;
-mod history;
-mod hub;
-mod release;
-mod retry;
-mod server;
-#[cfg(target_os = "linux")]
-mod sock_diag;
-mod stats;
-mod stream;
+mod counters;
+mod messages;
+// Workarounds for tiny_http.
+mod tiny_http_fixes;
+// The state the threads share.
+mod shared;
 mod subscription;
-mod watch;
+// The threads and the HTTP side.
+mod acceptor;
+mod history;
+mod http;
+mod hub_thread;
+mod writer;
+// The handles programs hold.
+mod builder;
+mod hub;
+mod server;
 
-pub use config::{HubBuilder, SlowClient};
+pub use builder::HubBuilder;
+pub use client_id::ClientId;
+pub use config::SlowClient;
 pub use connect::{ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS};
 pub use cors::Cors;
 pub use error::Error;
-pub use event::{Event, Frame};
-pub use hub::{ClientId, Hub};
+pub use event::Event;
+pub use frame::Frame;
+pub use hub::Hub;
 pub use server::{Server, ServerBuilder};
 pub use stats::{ClientStats, Stats};
 pub use subscription::{SubscribeOptions, Subscription};

@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-/// The longest reconnection time announced, in milliseconds (a day, as for
-/// `Event::with_retry`).
-const RETRY_MAX_MS: u64 = crate::event::RETRY_MAX.as_millis() as u64;
+/// The longest reconnection time sent, by an event or at the start of a
+/// stream: a day. A larger number is one some clients cannot parse.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// [`RETRY_MAX`] in milliseconds.
+const RETRY_MAX_MS: u64 = RETRY_MAX.as_millis() as u64;
 
 /// `base` plus a share of `jitter` drawn uniformly from 0 to `jitter`
 /// inclusive, in milliseconds, capped at a day (each part first, then the

@@ -1,6 +1,6 @@
-//! Counters the hub keeps.
+//! `Stats` and `ClientStats`: what a hub tells of itself and its clients.
 
-use crate::ClientId;
+use crate::client_id::ClientId;
 
 /// Counters for a whole hub, from [`Hub::stats`](crate::Hub::stats).
 ///

@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use crate::hub::{ClientCounters, Shared};
-use crate::{ClientId, Error, Frame};
+use crate::client_id::ClientId;
+use crate::counters::ClientCounters;
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::messages::{Registration, Removal};
+use crate::shared::Shared;
 
 /// Options for [`Hub::subscribe_with`](crate::Hub::subscribe_with).
 ///
@@ -54,7 +58,7 @@ impl SubscribeOptions {
     }
 
     /// First receive the events after this id from the replay history (see
-    /// [`HubBuilder::history`](crate::HubBuilder::history)).
+    /// [`HubBuilder::history_events`](crate::HubBuilder::history_events)).
     pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = Some(id.into());
         self
@@ -75,7 +79,7 @@ impl SubscribeOptions {
 /// ```
 /// use std::time::Duration;
 ///
-/// let hub = sse_server::Hub::builder().history(0, 0, None).build()?;
+/// let hub = sse_server::Hub::builder().history_events(0).build()?;
 /// let subscription = hub.subscribe()?;
 /// hub.notify("a")?;
 /// hub.notify("b")?;
@@ -97,18 +101,51 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(
-        id: ClientId,
-        receiver: Receiver<Frame>,
-        counters: Arc<ClientCounters>,
-        shared: Arc<Shared>,
-    ) -> Subscription {
-        Subscription {
-            id,
-            receiver,
-            counters,
-            shared,
-            left: false,
+    /// Registers a client with the hub thread and waits for its answer.
+    pub(crate) fn register(
+        shared: &Arc<Shared>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, Error> {
+        // The hub thread, the only sender, keeps the queue within
+        // `client_buffer` frames (and one more, for the gap event that tells
+        // a client it missed events) by looking at its length before each
+        // send. An unbounded channel holds its frames in blocks of 31 slots
+        // allocated as they fill, where a bounded one allocates every slot
+        // up front: about 1.2 KiB for an idle client instead of 3.7 KiB.
+        let (queue, receiver) = crossbeam_channel::unbounded();
+        let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
+        let id = options.id.unwrap_or_else(|| shared.next_id());
+        let counters = options.counters.unwrap_or_default();
+        if shared.is_closing() {
+            return Err(Error::Closed);
+        }
+        shared
+            .add_tx
+            .send(Registration {
+                id,
+                queue,
+                counters: Arc::clone(&counters),
+                topics: options
+                    .topics
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect(),
+                last_event_id: options.last_event_id,
+                registered: registered_tx,
+            })
+            .map_err(|_| Error::Closed)?;
+        // The hub thread answers at once, or drops the registration (and so
+        // disconnects this channel) when it stops.
+        match registered_rx.recv() {
+            Ok(true) => Ok(Subscription {
+                id,
+                receiver,
+                counters,
+                shared: Arc::clone(shared),
+                left: false,
+            }),
+            Ok(false) => Err(Error::IdInUse(id)),
+            Err(_) => Err(Error::Closed),
         }
     }
 
@@ -174,7 +211,11 @@ impl Subscription {
     /// client (at once when the hub is gone).
     pub(crate) fn leave(mut self) {
         let (gone_tx, gone_rx) = crossbeam_channel::bounded(1);
-        if self.shared.remove_tx.send((self.id, Some(gone_tx))).is_ok() {
+        let removal = Removal {
+            id: self.id,
+            done: Some(gone_tx),
+        };
+        if self.shared.remove_tx.send(removal).is_ok() {
             // The hub answers, or drops the sender when it stops.
             let _ = gone_rx.recv();
         }
@@ -204,7 +245,10 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         // The hub may be gone already; then there is nothing to leave.
         if !self.left {
-            let _ = self.shared.remove_tx.send((self.id, None));
+            let _ = self.shared.remove_tx.send(Removal {
+                id: self.id,
+                done: None,
+            });
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The acceptor survives `accept()` failing with EMFILE.
 //!
 //! `tiny_http` 0.12's accept thread ends for good on any `accept()` error;
-//! the library's acceptor (`server.rs`, `AcceptLoop`) notices, logs a
+//! the library's acceptor (`acceptor.rs`, `AcceptLoop`) notices, logs a
 //! warning, and starts a new one on the same socket after a backoff.
 //!
 //! Running out of descriptors is process-wide, so each scenario runs in a
@@ -38,7 +38,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sse_server::{Hub, Server};
-use support::{Client, parse_response, raw_connect, read_raw, run_child_test, wait_until};
+use support::child::run_child_test;
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::raw::{parse_response, raw_connect, read_raw};
+use support::wait::wait_until;
 
 const NOFILE: u32 = 64;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -230,14 +234,14 @@ fn start_exhausted(on_failure: OnFailure) -> (Hub, Server, SocketAddr) {
         OnFailure::Steal => STEAL_ON_FAILURE.store(true, Ordering::Release),
         OnFailure::Nothing => {}
     }
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     assert!(
         wait_until(WAIT, waiting_in_accept),
         "tiny_http's accept thread never waited in accept()"
     );
     // No request yet, so the acceptor makes no wake-up connections
-    // (`AcceptLoop::kick`): nothing but the test takes descriptors.
+    // (`src/tiny_http_fixes/pool.rs`): nothing but the test takes descriptors.
     fill();
     eprintln!("holding {} descriptors", lock(&HELD).len());
     let addr = server.local_addr();
@@ -363,7 +367,7 @@ fn child_restart_fails_once() {
 fn child_connection_across_a_restart() {
     install_logger();
     FREE_ON_FAILURE.store(true, Ordering::Release);
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     // A keep-alive connection the first acceptor took and answered.

@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use sse_server::{ClientStats, Error, Event, Frame, Hub, HubBuilder, Server, Stats, Subscription};
-use support::{ms, parse_all, wait_until};
+use support::hubs::{assert_refuses_everything, plain_hub};
+use support::parser::parse_all;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -29,7 +31,7 @@ const _: () = {
 #[test]
 fn hub_is_send_sync_clone() {
     fn assert_bounds<T: Send + Sync + Clone + 'static>(_: &T) {}
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     assert_bounds(&hub);
     // A clone is the same hub: what one publishes, the other's subscribers
     // receive, from another thread.
@@ -63,7 +65,7 @@ fn receive_bytes(subscription: &Subscription, want: usize) -> (Vec<u8>, usize) {
 
 #[test]
 fn a_subscription_receives_what_is_published() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     assert_eq!(hub.stats().clients, 1);
     assert!(
@@ -117,7 +119,7 @@ fn a_subscription_receives_what_is_published() {
 
 #[test]
 fn a_subscription_gets_every_event_published_after_it_subscribed() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     hub.notify("before").expect("notify");
     let subscription = hub.subscribe().expect("subscribe");
     hub.notify("after").expect("notify");
@@ -142,7 +144,7 @@ fn a_subscription_gets_every_event_published_after_it_subscribed() {
 
 #[test]
 fn client_stats_and_unsubscribing() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let a = hub.subscribe().expect("subscribe");
     let b = hub.subscribe().expect("subscribe");
     assert_ne!(a.id(), b.id());
@@ -170,10 +172,7 @@ fn client_stats_and_unsubscribing() {
 
 #[test]
 fn a_full_subscription_misses_events_and_the_miss_is_counted() {
-    let hub = support::plain_hub()
-        .client_buffer(1)
-        .build()
-        .expect("build the hub");
+    let hub = plain_hub().client_buffer(1).build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     // One event at a time, each taken by the hub before the next, so that
     // each is a frame of its own.
@@ -211,7 +210,7 @@ fn a_full_subscription_misses_events_and_the_miss_is_counted() {
 
 #[test]
 fn after_shutdown_everything_is_closed_and_queued_events_still_arrive() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     for i in 0..3 {
         hub.notify(format!("{i}")).expect("notify");
@@ -231,13 +230,13 @@ fn after_shutdown_everything_is_closed_and_queued_events_still_arrive() {
     ));
 
     // Every method, `send_to` for the subscription that was connected too.
-    support::assert_refuses_everything(&hub, &[subscription.id()]);
+    assert_refuses_everything(&hub, &[subscription.id()]);
     assert_eq!(hub.stats().published, 3);
 }
 
 #[test]
 fn dropping_the_last_hub_handle_shuts_it_down() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let subscription = hub.subscribe().expect("subscribe");
     hub.notify("last words").expect("notify");
     drop(hub);

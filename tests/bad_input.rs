@@ -13,33 +13,27 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sse_server::{DisconnectReason, Hub, HubBuilder, Server};
-use support::{
-    Client, End, RawResponse, dechunk, fd_count, ms, parse_response, raw_connect, read_raw,
-    thread_names, threads_named, wait_until,
-};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, thread_count, thread_names, threads_named};
+use support::raw::{RawResponse, dechunk, parse_response, raw_connect, read_raw, reset_on_close};
+use support::serial;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A plain hub (exact bytes) whose streams notice a departed client within
 /// a tenth of a second.
 fn plain() -> HubBuilder {
-    support::plain_hub().keep_alive(Some(ms(100)))
+    plain_hub().keep_alive(Some(ms(100)))
 }
 
 fn start(builder: HubBuilder) -> (Hub, Server, SocketAddr) {
-    support::init_logging();
+    init_logging();
     let hub = builder.build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -406,7 +400,7 @@ fn clients_that_hang_up_mid_headers_leave_nothing_behind() {
         stream.write_all(partial).expect("send part of the headers");
         if i % 2 == 0 {
             // An abortive close (RST) for half of them.
-            support::reset_on_close(&stream);
+            reset_on_close(&stream);
         }
         drop(stream);
     }
@@ -439,7 +433,7 @@ fn read_stream(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> 
 fn a_request_pipelined_behind_a_stream_is_answered_only_after_the_stream_ends() {
     let _serial = serial();
     // No keep-alives: the stream's bytes are exactly the events.
-    let (hub, _server, addr) = start(support::plain_hub().keep_alive(None));
+    let (hub, _server, addr) = start(plain_hub().keep_alive(None));
     let mut stream = raw_connect(addr);
     stream
         .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /other HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -600,7 +594,7 @@ fn a_client_that_pipelines_more_than_8_requests_with_its_get_has_its_stream_ende
 fn an_http_2_request_line_gets_an_answer_and_leaves_nothing_behind() {
     let _serial = serial();
     let (hub, _server, addr) = start(plain());
-    let threads = support::thread_count();
+    let threads = thread_count();
     let fds = fd_count();
     for version in ["HTTP/2.0", "HTTP/3.0"] {
         let mut stream = raw_connect(addr);
@@ -617,10 +611,10 @@ fn an_http_2_request_line_gets_an_answer_and_leaves_nothing_behind() {
     }
     assert!(
         wait_until(Duration::from_secs(8), || fd_count() <= fds
-            && support::thread_count() <= threads),
+            && thread_count() <= threads),
         "descriptors {} (were {fds}), threads {} (were {threads})",
         fd_count(),
-        support::thread_count()
+        thread_count()
     );
     serves_normally(&hub, addr, "HTTP/2.0 request lines");
     hub.shutdown().expect("shutdown");

@@ -14,7 +14,11 @@ use std::time::Duration;
 
 use sse_server::tiny_http;
 use sse_server::{Cors, Error, Hub, Server};
-use support::{Client, End, Framing, ParsedEvent, ms, wait_until};
+use support::client::{Client, End, Framing};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::ParsedEvent;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -26,7 +30,7 @@ const ORIGIN: &str = "https://app.example.com";
 /// A hub that serves one stream at once and notices a client that left
 /// within a keep-alive of 50 ms.
 fn full_after_one() -> Hub {
-    support::plain_hub()
+    plain_hub()
         .max_clients(1)
         .busy_retry(ms(BUSY_MS))
         .keep_alive(Some(ms(50)))
@@ -97,7 +101,7 @@ fn expect_503(client: &mut Client, what: &str) {
 
 #[test]
 fn past_max_clients_an_event_stream_client_is_told_to_come_back_and_others_get_503() {
-    support::init_logging();
+    init_logging();
     let hub = full_after_one();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -192,7 +196,7 @@ impl RuleFollower {
 
 #[test]
 fn a_client_that_follows_the_rules_comes_back_and_is_served_once_a_slot_is_free() {
-    support::init_logging();
+    init_logging();
     let hub = full_after_one();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -257,8 +261,8 @@ fn serve_one<T: Send + 'static>(
 
 #[test]
 fn after_shutdown_serve_tells_an_event_stream_client_it_is_shutting_down() {
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .busy_retry(ms(BUSY_MS))
         .build()
         .expect("build the hub");
@@ -281,12 +285,12 @@ fn after_shutdown_serve_tells_an_event_stream_client_it_is_shutting_down() {
 
 #[test]
 fn extreme_busy_retries_are_capped_and_do_not_panic() {
-    support::init_logging();
+    init_logging();
     for (busy_retry, expected) in [
         (Duration::ZERO, 0..=0),
         (Duration::MAX, 86_400_000..=86_400_000),
     ] {
-        let hub = support::plain_hub()
+        let hub = plain_hub()
             .max_clients(0)
             .busy_retry(busy_retry)
             .build()

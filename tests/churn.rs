@@ -24,15 +24,19 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::Server;
-use support::{
-    Client, fd_count, ms, proc_status_kib, thread_count, thread_names, threads_named, wait_until,
-};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, proc_status_kib, thread_count, thread_names, threads_named};
+use support::raw::reset_on_close;
+use support::serial;
+use support::wait::{ms, wait_until};
 
 const WORKERS: usize = 4;
 /// Threads an idle server adds: the hub, the watch, the acceptor,
@@ -44,25 +48,17 @@ const IDLE_SERVER_THREADS: usize = 8;
 const IDLE_SERVER_FDS: usize = 5;
 const SETTLE: Duration = Duration::from_secs(20);
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn rss_kib() -> u64 {
     proc_status_kib("self", "VmRSS").expect("VmRSS")
 }
 
 fn churn(cycles: usize) {
-    support::init_logging();
+    init_logging();
     let threads_before = thread_count();
     let fds_before = fd_count();
     assert_eq!(threads_named("sse-"), 0);
 
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(100)))
         .build()
         .expect("build the hub");
@@ -113,7 +109,7 @@ fn churn(cycles: usize) {
                         // Abrupt: a reset after the first event.
                         (0, 0) => {
                             client.expect_event(Duration::from_secs(5), "the first event");
-                            support::reset_on_close(client.socket());
+                            reset_on_close(client.socket());
                         }
                         // Abrupt: gone before reading anything.
                         (0, _) => {}

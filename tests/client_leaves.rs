@@ -17,25 +17,24 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{DisconnectReason, Hub, Server};
-use support::{Client, fd_count, run_child_test, run_child_test_with, threads_named, wait_until};
+use support::child::{run_child_test, run_child_test_with};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, threads_named};
+use support::raw::reset_on_close;
+use support::serial;
+use support::wait::wait_until;
 
 const CLIENTS: usize = 200;
 /// What the issue asks: every client gone within 2 s of closing.
 const GONE_WITHIN: Duration = Duration::from_secs(2);
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 // Descriptors are checked to come back to no more than before the clients:
 // the count taken then may still hold those of an earlier test's
@@ -46,7 +45,7 @@ type Departures = Arc<Mutex<Vec<(Option<SocketAddr>, DisconnectReason, Instant)>
 
 fn hub_recording(departures: &Departures) -> Hub {
     let record = Arc::clone(departures);
-    support::plain_hub()
+    plain_hub()
         .on_disconnect(move |d| {
             record.lock().expect("departures").push((
                 d.remote_addr,
@@ -61,7 +60,7 @@ fn hub_recording(departures: &Departures) -> Hub {
 /// Closes `client`: with a reset (`SO_LINGER` 0) or an orderly FIN.
 fn close(client: Client, reset: bool) {
     if reset {
-        support::reset_on_close(client.socket());
+        reset_on_close(client.socket());
     }
     drop(client);
 }
@@ -74,7 +73,7 @@ fn median_and_max(mut times: Vec<Duration>) -> (Duration, Duration) {
 /// 200 idle clients; half close, half reset; every one is gone within 2 s,
 /// with `Closed`, and nothing of them is left.
 fn two_hundred_leave() {
-    support::init_logging();
+    init_logging();
     let departures: Departures = Arc::default();
     let hub = hub_recording(&departures);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
@@ -176,7 +175,7 @@ fn two_thousand_connect_close_cycles_leave_nothing_behind() {
     const CYCLES: usize = 2_000;
     const WORKERS: usize = 4;
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let departures: Departures = Arc::default();
     let hub = hub_recording(&departures);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
@@ -227,11 +226,8 @@ fn two_thousand_connect_close_cycles_leave_nothing_behind() {
 fn a_full_server_whose_clients_all_leave_serves_a_new_client_within_two_seconds() {
     const MAX: usize = 5;
     let _serial = serial();
-    support::init_logging();
-    let hub = support::plain_hub()
-        .max_clients(MAX)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().max_clients(MAX).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let clients: Vec<Client> = (0..MAX)
@@ -274,8 +270,8 @@ const NOFILE: u32 = 64;
 #[test]
 #[ignore = "run by the test below, in a child process with `ulimit -n 64`"]
 fn child_out_of_descriptors_then_everyone_leaves() {
-    support::init_logging();
-    let hub = support::plain_hub().build().expect("build the hub");
+    init_logging();
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     // Streams until one is not answered: each takes the client's socket

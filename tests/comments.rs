@@ -9,7 +9,11 @@ mod support;
 use std::time::Duration;
 
 use sse_server::{Event, Hub, Server};
-use support::{Client, ParsedEvent, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::ParsedEvent;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -32,7 +36,7 @@ fn body(client: &Client) -> String {
 
 #[test]
 fn a_comment_is_no_event_and_the_next_event_is_intact() {
-    support::init_logging();
+    init_logging();
     for version in ["1.1", "1.0"] {
         // The defaults (history, so automatic ids), but no keep-alive, so
         // that every comment line the parser counts is ours.
@@ -98,11 +102,8 @@ fn a_comment_is_no_event_and_the_next_event_is_intact() {
 
 #[test]
 fn a_comment_goes_where_it_is_sent() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let mut topical = Client::connect(addr, "/events?topic=t", "1.1", &[]).expect("connect");
@@ -160,7 +161,7 @@ fn a_comment_goes_where_it_is_sent() {
 
 #[test]
 fn a_comment_is_not_replayed_and_takes_no_number() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::builder()
         .keep_alive(None)
         .build()
@@ -204,11 +205,8 @@ fn a_comment_is_not_replayed_and_takes_no_number() {
 
 #[test]
 fn a_comment_may_carry_a_retry_which_applies_at_once() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
 

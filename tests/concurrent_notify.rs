@@ -9,7 +9,10 @@ use std::thread;
 use std::time::Duration;
 
 use sse_server::{Server, Subscription};
-use support::{Client, EventParser, read_events};
+use support::client::{Client, read_events};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::EventParser;
 
 const THREADS: usize = 8;
 const PER_THREAD: usize = 500;
@@ -60,9 +63,9 @@ fn drain_subscription(subscription: &Subscription) -> Vec<String> {
 
 #[test]
 fn eight_threads_notify_at_once_and_every_client_gets_every_event_once() {
-    support::init_logging();
+    init_logging();
     // Room for every event even if each one took a queue slot of its own.
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .client_buffer(TOTAL * 2)
         .build()
         .expect("build the hub");

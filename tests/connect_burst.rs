@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use sse_server::Server;
-use support::Client;
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
 
 const CLIENTS: usize = 40;
 const ROUNDS: usize = 5;
@@ -17,9 +19,9 @@ const HEAD_SECS: u64 = 5;
 
 #[test]
 fn a_burst_of_simultaneous_clients_is_all_served() {
-    support::init_logging();
+    init_logging();
     for round in 0..ROUNDS {
-        let hub = support::plain_hub().build().expect("build the hub");
+        let hub = plain_hub().build().expect("build the hub");
         let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
         let addr = server.local_addr();
 

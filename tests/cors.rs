@@ -9,14 +9,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{ClientId, Cors, Decision, Hub, MAX_TOPICS, Server};
-use support::{Client, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 const APP: &str = "https://app.example.com";
 const LOCAL: &str = "http://localhost:3000";
 
 fn server(cors: Option<Cors>) -> (Hub, Server) {
-    let mut builder = support::plain_hub().keep_alive(None);
+    let mut builder = plain_hub().keep_alive(None);
     if let Some(cors) = cors {
         builder = builder.cors(cors);
     }
@@ -62,7 +65,7 @@ fn streams(hub: &Hub, addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
 
 #[test]
 fn no_cors_headers_by_default() {
-    support::init_logging();
+    init_logging();
     let (hub, server) = server(None);
     let addr = server.local_addr();
     let with_origin = streams(&hub, addr, &[("Origin", APP)]);
@@ -223,7 +226,7 @@ fn head_from_an_allowed_origin_gets_the_cors_headers() {
 
 #[test]
 fn refusals_of_an_allowed_origin_carry_the_cors_headers() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .cors(Cors::origins([APP]))
         .on_connect(|request| match request.header("Authorization") {

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sse_server::{Event, Server};
-use support::{parse_all, wait_until};
+use support::hubs::plain_hub;
+use support::parser::parse_all;
+use support::wait::wait_until;
 
 /// Kills curl if the test fails before it exits.
 struct Curl(Child);
@@ -22,10 +24,7 @@ impl Drop for Curl {
 }
 
 fn check_curl(http_flag: &str) {
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let url = format!("http://{}/events", server.local_addr());
     let child = Command::new("curl")

@@ -4,23 +4,22 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use sse_server::{ClientId, Hub, Server};
-use support::{Client, ms, threads_named_exactly, wait_until};
+use sse_server::{ClientId, Server};
+use support::client::Client;
+use support::hubs::{client_ids, new_client_id, plain_hub};
+use support::init_logging;
+use support::proc::threads_named_exactly;
+use support::serial;
+use support::wait::{ms, wait_until};
 
-/// Writer threads are named after client ids, which every hub numbers from
-/// 1: the tests of this file run one at a time so that names are unique.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// Writer threads are named after client ids, which every hub numbers from
+// 1: the tests of this file run one at a time (`serial`) so that names are
+// unique.
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -28,27 +27,11 @@ fn writer_name(id: ClientId) -> String {
     format!("sse-client-{id}")
 }
 
-/// The id of the one client connected since `before` was taken.
-fn new_client_id(hub: &Hub, before: &[ClientId]) -> ClientId {
-    let new: Vec<ClientId> = hub
-        .clients()
-        .into_iter()
-        .map(|c| c.id)
-        .filter(|id| !before.contains(id))
-        .collect();
-    assert_eq!(new.len(), 1, "exactly one new client: {new:?}");
-    new[0]
-}
-
-fn ids(hub: &Hub) -> Vec<ClientId> {
-    hub.clients().into_iter().map(|c| c.id).collect()
-}
-
 #[test]
 fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
     let _serial = serial();
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -84,7 +67,7 @@ fn an_idle_client_that_leaves_is_removed_at_the_next_keep_alive() {
 #[test]
 fn many_clients_leave_one_stays() {
     let _serial = serial();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -100,7 +83,7 @@ fn many_clients_leave_one_stays() {
         })
         .collect();
     assert_eq!(hub.stats().clients, 21);
-    let leaver_ids: Vec<ClientId> = ids(&hub)
+    let leaver_ids: Vec<ClientId> = client_ids(&hub)
         .into_iter()
         .filter(|&id| id != stayer_id)
         .collect();
@@ -112,7 +95,7 @@ fn many_clients_leave_one_stays() {
         "the leavers are removed; stats: {:?}",
         hub.stats()
     );
-    assert_eq!(ids(&hub), [stayer_id]);
+    assert_eq!(client_ids(&hub), [stayer_id]);
     for &id in &leaver_ids {
         let name = writer_name(id);
         assert!(
@@ -132,7 +115,7 @@ fn many_clients_leave_one_stays() {
 fn a_client_that_leaves_while_events_flow_is_removed() {
     let _serial = serial();
     // No keep-alives: only the events can reveal that the client left.
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .client_buffer(1 << 16)
         .build()

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 use sse_server::{Error, Event, Frame, Hub, Server, Subscription};
-use support::{Client, End, wait_until};
+use support::client::{Client, End};
+use support::init_logging;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -70,13 +72,16 @@ fn keep_alives(body: &[u8]) -> usize {
 
 #[test]
 fn every_duration_at_its_maximum() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::builder()
         .keep_alive(Some(Duration::MAX))
         .write_timeout(Duration::MAX)
         .shutdown_timeout(Duration::MAX)
-        .history(100, 1 << 20, Some(Duration::MAX))
-        .retry(Some(Duration::MAX), Duration::MAX)
+        .history_events(100)
+        .history_bytes(1 << 20)
+        .history_age(Some(Duration::MAX))
+        .retry(Some(Duration::MAX))
+        .retry_jitter(Duration::MAX)
         .close_check(Some(Duration::MAX))
         .request_timeout(Some(Duration::MAX))
         .build()
@@ -158,13 +163,16 @@ fn every_duration_at_its_maximum() {
 
 #[test]
 fn every_duration_at_zero() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::builder()
         .keep_alive(Some(Duration::ZERO))
         .write_timeout(Duration::ZERO)
         .shutdown_timeout(Duration::ZERO)
-        .history(100, 1 << 20, Some(Duration::ZERO))
-        .retry(Some(Duration::ZERO), Duration::ZERO)
+        .history_events(100)
+        .history_bytes(1 << 20)
+        .history_age(Some(Duration::ZERO))
+        .retry(Some(Duration::ZERO))
+        .retry_jitter(Duration::ZERO)
         .close_check(Some(Duration::ZERO))
         .request_timeout(Some(Duration::ZERO))
         .build()

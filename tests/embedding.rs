@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use sse_server::tiny_http::{self, Response};
 use sse_server::{Error, Hub};
-use support::{Client, End, wait_until};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -60,8 +63,8 @@ impl App {
 
 #[test]
 fn a_stream_served_from_the_programs_own_tiny_http_server() {
-    support::init_logging();
-    let hub = support::plain_hub().build().expect("build the hub");
+    init_logging();
+    let hub = plain_hub().build().expect("build the hub");
     let app = App::start(&hub);
 
     let mut streams: Vec<Client> = ["1.1", "1.0"]

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sse_server::{Error, Event, Hub};
-use support::{EventParser, ParsedEvent};
+use support::parser::{EventParser, ParsedEvent};
 
 const CASES: usize = 5_000;
 
@@ -352,7 +352,7 @@ fn every_event_is_refused_or_parses_back_to_exactly_itself() {
 fn notify_data_parses_back_to_exactly_itself() {
     // `Hub::notify` encodes data-only events on its own path.
     let hub = Hub::builder()
-        .history(0, 0, None)
+        .history_events(0)
         .client_buffer(1 << 12)
         .build()
         .expect("build the hub");

@@ -7,7 +7,10 @@ use std::thread;
 use std::time::Duration;
 
 use sse_server::{Event, Server};
-use support::{Client, End, ms, wait_until};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::{ms, wait_until};
 
 const CLIENTS: usize = 200;
 const EVENTS: usize = 1000;
@@ -15,8 +18,8 @@ const READERS: usize = 8;
 
 #[test]
 fn every_client_receives_every_event_in_order() {
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .client_buffer(2048)
         .build()
         .expect("build the hub");

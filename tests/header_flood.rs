@@ -19,7 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{Hub, Server};
-use support::{ms, proc_status_kib, wait_until};
+use support::proc::proc_status_kib;
+use support::wait::{ms, wait_until};
 
 const HEADER_MB: usize = 100;
 

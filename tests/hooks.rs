@@ -12,13 +12,13 @@ use sse_server::crossbeam_channel::{self, Receiver};
 use sse_server::{
     ClientId, Decision, Disconnect, DisconnectReason, Event, Hub, HubBuilder, Server, SlowClient,
 };
-use support::{Client, End, ParsedEvent, ms, read_events, wait_until};
+use support::client::{Client, End, read_events};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::parser::{ParsedEvent, datas};
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
-}
 
 /// Adds a disconnect hook that hands every `Disconnect` to the receiver.
 fn reporting(builder: HubBuilder) -> (HubBuilder, Receiver<Disconnect>) {
@@ -38,16 +38,15 @@ fn only_client(hub: &Hub) -> ClientId {
 
 #[test]
 fn the_connect_hook_rejects_with_its_status() {
-    support::init_logging();
-    let (builder, disconnects) =
-        reporting(support::plain_hub().keep_alive(None).on_connect(|request| {
-            match request.header("Authorization") {
-                Some("Bearer let-me-in") => Decision::accept(),
-                Some("stop") => Decision::reject(204),
-                Some("odd") => Decision::reject(99),
-                _ => Decision::reject(401),
-            }
-        }));
+    init_logging();
+    let (builder, disconnects) = reporting(plain_hub().keep_alive(None).on_connect(|request| {
+        match request.header("Authorization") {
+            Some("Bearer let-me-in") => Decision::accept(),
+            Some("stop") => Decision::reject(204),
+            Some("odd") => Decision::reject(99),
+            _ => Decision::reject(401),
+        }
+    }));
     let hub = builder.build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -118,7 +117,7 @@ struct Seen {
 fn the_connect_hook_sees_the_request() {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let record = Arc::clone(&seen);
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(move |request| {
             record.lock().expect("lock").push(Seen {
@@ -191,7 +190,7 @@ fn the_connect_hook_sees_the_request() {
 
 #[test]
 fn topics_chosen_by_the_hook_override_the_query() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|_| Decision::accept().topics(["chosen"]))
         .build()
@@ -213,7 +212,7 @@ fn topics_chosen_by_the_hook_override_the_query() {
 
 #[test]
 fn a_client_that_closes_is_reported_closed() {
-    let (builder, disconnects) = reporting(support::plain_hub().keep_alive(Some(ms(50))));
+    let (builder, disconnects) = reporting(plain_hub().keep_alive(Some(ms(50))));
     let hub = builder.build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
@@ -248,11 +247,7 @@ fn a_client_that_closes_is_reported_closed() {
 /// (counted from when the send buffer filled, which can take a while
 /// longer on a loaded machine) a wide margin.
 fn stall_until_disconnected() -> (Disconnect, ClientId, SocketAddr, u64) {
-    let (builder, disconnects) = reporting(
-        support::plain_hub()
-            .keep_alive(None)
-            .write_timeout(ms(1000)),
-    );
+    let (builder, disconnects) = reporting(plain_hub().keep_alive(None).write_timeout(ms(1000)));
     let hub = builder.build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
@@ -315,7 +310,7 @@ fn a_client_that_stops_reading_is_reported_timed_out() {
 #[test]
 fn a_slow_client_disconnected_by_the_policy_is_reported_evicted() {
     let (builder, disconnects) = reporting(
-        support::plain_hub()
+        plain_hub()
             .keep_alive(None)
             .client_buffer(1)
             .slow_client(SlowClient::Disconnect),
@@ -375,7 +370,7 @@ fn a_slow_client_disconnected_by_the_policy_is_reported_evicted() {
 
 #[test]
 fn streams_ended_by_shutdown_are_reported_shutdown() {
-    let (builder, disconnects) = reporting(support::plain_hub().keep_alive(None));
+    let (builder, disconnects) = reporting(plain_hub().keep_alive(None));
     let hub = builder.build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -416,7 +411,7 @@ fn the_disconnect_hook_sees_the_hub_without_the_client() {
     let slot: Arc<OnceLock<Hub>> = Arc::default();
     let hook_slot = Arc::clone(&slot);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(20)))
         .on_disconnect(move |disconnect| {
             let hub = hook_slot.get().expect("the hub is set");

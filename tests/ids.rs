@@ -7,7 +7,11 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sse_server::{ClientId, Decision, Event, Hub, Server, SubscribeOptions};
-use support::{Client, EventParser, read_events, wait_until};
+use support::client::{Client, read_events};
+use support::hubs::sub_events;
+use support::init_logging;
+use support::parser::EventParser;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -38,14 +42,12 @@ fn parts(id: &str) -> (u128, u64) {
     (started, n)
 }
 
-use support::sub_events;
-
 #[test]
 fn automatic_ids_are_the_hub_start_in_hex_and_a_counter_across_every_route() {
-    support::init_logging();
+    init_logging();
     let before = now_ms();
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .on_connect(|_| Decision::accept().id(ClientId::new(5)).topics(["t"]))
         .build()
@@ -200,8 +202,10 @@ fn an_id_from_another_hub_is_unknown() {
 fn no_history_means_no_automatic_ids() {
     for (events, bytes) in [(0, 0), (0, 1 << 20), (1000, 0)] {
         let hub = Hub::builder()
-            .history(events, bytes, None)
-            .retry(None, Duration::ZERO)
+            .history_events(events)
+            .history_bytes(bytes)
+            .history_age(None)
+            .retry(None)
             .keep_alive(None)
             .build()
             .expect("build the hub");

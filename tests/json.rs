@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sse_server::{Error, Event, Server};
-use support::Client;
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -84,11 +86,8 @@ fn a_value_json_cannot_represent_is_an_error() {
 
 #[test]
 fn a_json_event_reaches_a_stream_client() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
     let reading = Reading {

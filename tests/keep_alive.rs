@@ -12,7 +12,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sse_server::Server;
-use support::{Client, ms};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::ms;
 
 const KEEP_ALIVE: &[u8] = b":\n";
 
@@ -29,9 +32,9 @@ fn count_keep_alives(body: &[u8]) -> usize {
 
 #[test]
 fn an_idle_stream_carries_a_keep_alive_line_after_each_interval_of_silence() {
-    support::init_logging();
+    init_logging();
     let interval = ms(200);
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(interval))
         .build()
         .expect("build the hub");
@@ -119,10 +122,10 @@ fn an_idle_stream_carries_a_keep_alive_line_after_each_interval_of_silence() {
 
 #[test]
 fn with_keep_alive_off_an_idle_stream_stays_silent() {
-    support::init_logging();
+    init_logging();
     // `None` must win over an interval set before it.
     let would_be = ms(100);
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(would_be))
         .keep_alive(None)
         .build()
@@ -162,14 +165,14 @@ fn with_keep_alive_off_an_idle_stream_stays_silent() {
 
 #[test]
 fn events_more_often_than_the_interval_leave_no_room_for_a_keep_alive() {
-    support::init_logging();
+    init_logging();
     // Events every 70 ms against a 700 ms interval: a 10x margin. If the
     // timer were not restarted by each event (a fixed ticker), keep-alives
     // would fall between the events, at 0.7 s and 1.4 s.
     let interval = ms(700);
     let pace = ms(70);
     let events = 24;
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(interval))
         .build()
         .expect("build the hub");

@@ -7,16 +7,19 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sse_server::{Event, Server};
-use support::{Client, ms};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::ms;
 
 const LIMIT: Duration = Duration::from_millis(100);
 const ROUNDS: usize = 20;
 
 fn check_latency(http_version: &str) {
-    support::init_logging();
+    init_logging();
     // The default keep-alive (15 s) never fires during the test, so every
     // byte that arrives is an event.
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client =
         Client::connect(server.local_addr(), "/events", http_version, &[]).expect("connect");

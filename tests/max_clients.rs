@@ -12,15 +12,19 @@ mod support;
 use std::time::Duration;
 
 use sse_server::{ClientId, Server};
-use support::{Client, End, ms, thread_names, threads_named, wait_until};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{thread_names, threads_named};
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn the_client_past_max_clients_is_turned_away_without_a_thread() {
-    support::init_logging();
+    init_logging();
     assert_eq!(threads_named("sse-client"), 0);
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .max_clients(3)
         // The client that leaves is noticed at the next keep-alive.
         .keep_alive(Some(ms(50)))

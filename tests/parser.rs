@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{EventParser, ParsedEvent, parse_all};
+use support::parser::{EventParser, ParsedEvent, parse_all};
 
 fn msg(data: &str) -> ParsedEvent {
     ParsedEvent::message(data)

@@ -1,6 +1,6 @@
 //! A stream lets go of `tiny_http`'s reading side: once it is accepted, the
 //! connection holds one descriptor on the server and no `tiny_http` thread
-//! (Linux; see `src/release.rs`).
+//! (Linux; see `src/tiny_http_fixes/release.rs`).
 //!
 //! The tests count the whole process's descriptors and threads, so they run
 //! one at a time.
@@ -10,30 +10,27 @@
 mod support;
 
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sse_server::Server;
-use support::{Client, fd_count, init_logging, thread_count, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, thread_count};
+use support::serial;
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// `tiny_http`'s idle pool threads end 5 s after their last connection.
 const POOL_LINGER: Duration = Duration::from_secs(20);
 
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[test]
 fn each_stream_holds_one_descriptor_and_one_thread_of_the_server() {
     let _serial = serial();
     init_logging();
     const CLIENTS: usize = 40;
-    let hub = support::plain_hub().build().expect("hub");
+    let hub = plain_hub().build().expect("hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let fds = fd_count();
@@ -79,7 +76,7 @@ fn each_stream_holds_one_descriptor_and_one_thread_of_the_server() {
 fn a_request_sent_behind_a_running_stream_is_not_read() {
     let _serial = serial();
     init_logging();
-    let hub = support::plain_hub().keep_alive(None).build().expect("hub");
+    let hub = plain_hub().keep_alive(None).build().expect("hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let fds = fd_count();
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
@@ -190,7 +187,7 @@ impl Decoy {
 fn a_connection_of_the_program_with_the_clients_peer_address_is_not_touched() {
     let _serial = serial();
     init_logging();
-    let hub = support::plain_hub().build().expect("hub");
+    let hub = plain_hub().build().expect("hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut decoy = Decoy::new();
     assert_eq!(
@@ -219,7 +216,7 @@ fn without_the_local_address_an_ambiguous_peer_is_not_released() {
     init_logging();
     // A tiny_http server of the program's own, handing streams to the hub:
     // the hub does not know which local address they came in on.
-    let hub = support::plain_hub().build().expect("hub");
+    let hub = plain_hub().build().expect("hub");
     let http = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
     let addr = http.server_addr().to_ip().expect("an IP address");
     let serving = {

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel;
 use sse_server::{Decision, Error, Event, Hub, Server, SubscribeOptions};
-use support::{Client, EventParser, ParsedEvent, ms, read_events, wait_until};
+use support::client::{Client, open_stream, read_events};
+use support::hubs::sub_events;
+use support::init_logging;
+use support::parser::{EventParser, ParsedEvent, datas};
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -40,32 +44,23 @@ fn prefix(id: &str) -> &str {
 /// but no `retry:` line and no keep-alives, so bodies hold only events.
 fn hub_with_history(events: usize, bytes: usize, age: Option<Duration>) -> Hub {
     Hub::builder()
-        .history(events, bytes, age)
-        .retry(None, Duration::ZERO)
+        .history_events(events)
+        .history_bytes(bytes)
+        .history_age(age)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub")
 }
 
-fn connect(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
-    let client = Client::connect(addr, path, "1.1", headers)
-        .unwrap_or_else(|e| panic!("connect {path} {headers:?}: {e}"));
-    assert_eq!(client.status, 200, "GET {path} {headers:?}");
-    client
-}
-
 /// Opens a stream resuming from `last_id` with the header.
 fn resume(addr: std::net::SocketAddr, last_id: &str) -> Client {
-    connect(addr, "/events", &[("Last-Event-ID", last_id)])
+    open_stream(addr, "/events", &[("Last-Event-ID", last_id)])
 }
-
-use support::datas;
 
 fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| i.to_string()).collect()
 }
-
-use support::sub_events;
 
 /// Asserts that a stream's next event is the live `marker` (nothing was
 /// replayed before it and no gap was reported).
@@ -105,7 +100,7 @@ fn reconnect_while_publishing(form: Form) {
     let (connecting_tx, connecting_rx) = crossbeam_channel::bounded::<()>(1);
     let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .on_connect(move |request| {
             if request.last_event_id().is_some() {
@@ -119,7 +114,7 @@ fn reconnect_while_publishing(form: Form) {
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
 
-    let mut first = connect(addr, "/events", &[]);
+    let mut first = open_stream(addr, "/events", &[]);
     for i in 0..10 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -149,7 +144,7 @@ fn reconnect_while_publishing(form: Form) {
     };
     let mut second = match form {
         Form::Header => resume(addr, &last_id),
-        Form::Query => connect(addr, &format!("/events?lastEventId={last_id}"), &[]),
+        Form::Query => open_stream(addr, &format!("/events?lastEventId={last_id}"), &[]),
     };
     publisher.join().expect("the publisher panicked");
     for i in 60..65 {
@@ -186,7 +181,7 @@ fn reconnect_while_publishing(form: Form) {
 
 #[test]
 fn reconnect_with_the_header_gets_exactly_the_missed_events_then_live_ones() {
-    support::init_logging();
+    init_logging();
     reconnect_while_publishing(Form::Header);
 }
 
@@ -200,7 +195,7 @@ fn the_header_name_is_case_insensitive_and_wins_over_the_query() {
     let hub = hub_with_history(1000, 1 << 20, None);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..5 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -209,13 +204,13 @@ fn the_header_name_is_case_insensitive_and_wins_over_the_query() {
         .map(|e| e.last_event_id)
         .collect();
 
-    let mut lower = connect(addr, "/events", &[("last-event-id", &ids[2])]);
+    let mut lower = open_stream(addr, "/events", &[("last-event-id", &ids[2])]);
     let got = read_events(&mut lower, 2, WAIT);
     assert_eq!(datas(&got), ["3", "4"], "a lowercase header name resumes");
 
     // Header says event 1, query says garbage: the header counts.
     let path = "/events?lastEventId=garbage";
-    let mut both = connect(addr, path, &[("Last-Event-ID", &ids[1])]);
+    let mut both = open_stream(addr, path, &[("Last-Event-ID", &ids[1])]);
     let got = read_events(&mut both, 3, WAIT);
     assert_eq!(
         datas(&got),
@@ -230,7 +225,7 @@ fn an_evicted_id_gets_a_gap_event_with_the_newest_id_then_live_events() {
     let hub = hub_with_history(10, 1 << 20, None);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..30 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -289,7 +284,7 @@ fn a_garbage_or_unknown_id_gets_a_gap_event_then_live_events() {
     );
     assert_eq!(gap.last_event_id, "", "no event yet, so no id to give");
 
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..3 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -317,7 +312,7 @@ fn a_garbage_or_unknown_id_gets_a_gap_event_then_live_events() {
         clients.push((id, client));
     }
     // The query form too (percent-encoded garbage).
-    let mut query = connect(addr, "/events?lastEventId=%00%FF%20nope", &[]);
+    let mut query = open_stream(addr, "/events?lastEventId=%00%FF%20nope", &[]);
     let gap = query.expect_event(WAIT, "a gap event for a query id");
     assert_eq!(gap.event_type, "sse-gap");
     assert_eq!(gap.last_event_id, newest);
@@ -340,7 +335,7 @@ fn the_byte_limit_evicts_old_events() {
     let hub = hub_with_history(1000, CAP, None);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..20 {
         hub.notify(format!("event {i:02}")).expect("notify");
     }
@@ -381,7 +376,7 @@ fn an_event_larger_than_the_byte_limit_is_not_kept_and_ends_replay_across_it() {
     let hub = hub_with_history(1000, 200, None);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     hub.notify("a").expect("notify");
     hub.notify("b").expect("notify");
     hub.notify("x".repeat(300)).expect("notify");
@@ -408,7 +403,7 @@ fn events_older_than_the_age_limit_are_not_replayed() {
     let hub = hub_with_history(1000, 1 << 20, Some(AGE));
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..5 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -462,7 +457,7 @@ fn stats_follow_age_eviction_done_by_a_reconnect() {
     let hub = hub_with_history(1000, 1 << 20, Some(AGE));
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for i in 0..5 {
         hub.notify(i.to_string()).expect("notify");
     }
@@ -489,7 +484,7 @@ fn publisher_ids_are_kept_on_the_wire_and_resumable() {
     let hub = hub_with_history(1000, 1 << 20, None);
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events", &[]);
+    let mut observer = open_stream(addr, "/events", &[]);
     for (data, id) in [("a", "abc-1"), ("b", "abc-2"), ("c", "abc-3")] {
         let event = Event::new(data).with_id(id).expect("a valid id");
         hub.publish(&event).expect("publish");
@@ -597,7 +592,7 @@ fn subscribe_with_a_last_event_id_replays_then_goes_live() {
 fn the_gap_event_can_be_renamed() {
     let hub = Hub::builder()
         .gap_event(Some("resync".into()))
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");
@@ -615,7 +610,7 @@ fn the_gap_event_can_be_renamed() {
 fn without_a_gap_event_name_the_gap_is_a_comment() {
     let hub = Hub::builder()
         .gap_event(None)
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");

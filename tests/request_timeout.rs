@@ -11,13 +11,19 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{Hub, Server};
-use support::{Client, fd_count, thread_count, wait_until};
+use support::client::Client;
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{fd_count, thread_count};
+use support::raw::raw_connect;
+use support::serial;
+use support::wait::wait_until;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// The watch lists connections every quarter of the timeout (250 ms here)
@@ -26,23 +32,15 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(8);
 const EACH: usize = 100;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn hub() -> Hub {
-    support::plain_hub()
+    plain_hub()
         .request_timeout(Some(TIMEOUT))
         .build()
         .expect("build the hub")
 }
 
 fn open(addr: SocketAddr, first_bytes: &[u8]) -> TcpStream {
-    let mut stream = support::raw_connect(addr);
+    let mut stream = raw_connect(addr);
     stream.write_all(first_bytes).expect("write");
     stream
 }
@@ -75,7 +73,7 @@ fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
 #[test]
 fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -178,7 +176,7 @@ fn silent_partial_and_trickling_connections_are_closed_after_the_deadline() {
 #[test]
 fn a_kept_alive_connection_is_closed_when_no_next_request_comes() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -219,7 +217,7 @@ fn a_kept_alive_connection_is_closed_when_no_next_request_comes() {
 #[test]
 fn an_event_stream_is_not_held_to_the_deadline() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let hub = hub();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");

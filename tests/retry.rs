@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{Hub, Server};
-use support::Client;
+use support::client::Client;
+use support::init_logging;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -34,7 +35,7 @@ fn first_retry(addr: SocketAddr, version: &str) -> (Option<u64>, Client) {
 
 #[test]
 fn the_default_retry_is_3_to_5_seconds_and_jittered() {
-    support::init_logging();
+    init_logging();
     let hub = Hub::new().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
@@ -67,7 +68,8 @@ fn the_default_retry_is_3_to_5_seconds_and_jittered() {
 #[test]
 fn a_custom_retry_and_jitter_stay_in_range() {
     let hub = Hub::builder()
-        .retry(Some(Duration::from_millis(250)), Duration::from_millis(50))
+        .retry(Some(Duration::from_millis(250)))
+        .retry_jitter(Duration::from_millis(50))
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
@@ -91,7 +93,8 @@ fn a_custom_retry_and_jitter_stay_in_range() {
 #[test]
 fn retry_without_jitter_is_exact_and_the_parser_applies_it() {
     let hub = Hub::builder()
-        .retry(Some(Duration::from_secs(1)), Duration::ZERO)
+        .retry(Some(Duration::from_secs(1)))
+        .retry_jitter(Duration::ZERO)
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
@@ -122,7 +125,8 @@ fn retry_without_jitter_is_exact_and_the_parser_applies_it() {
 #[test]
 fn retry_none_sends_no_retry_line() {
     let hub = Hub::builder()
-        .retry(None, Duration::from_secs(2))
+        .retry(None)
+        .retry_jitter(Duration::from_secs(2))
         .keep_alive(None)
         .build()
         .expect("build the hub");
@@ -146,10 +150,8 @@ fn retry_none_sends_no_retry_line() {
 fn retry_is_capped_at_a_day() {
     let day = 24 * 60 * 60 * 1000;
     let hub = Hub::builder()
-        .retry(
-            Some(Duration::from_secs(2 * 24 * 60 * 60)),
-            Duration::from_secs(60),
-        )
+        .retry(Some(Duration::from_secs(2 * 24 * 60 * 60)))
+        .retry_jitter(Duration::from_secs(60))
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
@@ -158,10 +160,8 @@ fn retry_is_capped_at_a_day() {
     hub.shutdown().expect("shutdown");
 
     let hub = Hub::builder()
-        .retry(
-            Some(Duration::from_millis(day - 10)),
-            Duration::from_secs(60),
-        )
+        .retry(Some(Duration::from_millis(day - 10)))
+        .retry_jitter(Duration::from_secs(60))
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use sse_server::tiny_http::{Header, Response};
 use sse_server::{Hub, Server};
-use support::Client;
+use support::client::Client;
+use support::hubs::plain_hub;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -38,7 +39,7 @@ fn assert_not_allowed(client: &Client, method: &str, what: &str) {
 }
 
 fn server() -> (Hub, Server) {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     (hub, server)
 }
@@ -129,7 +130,7 @@ fn a_query_string_on_the_stream_path_streams_normally() {
 
 #[test]
 fn a_custom_path_and_a_fallback_handler() {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::builder(&hub)
         .path("/stream")
         .fallback(|request| {

@@ -8,44 +8,25 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{ClientId, Decision, Error, Event, Hub, Server, SubscribeOptions};
-use support::{Client, ParsedEvent, ms, read_events, wait_until};
+use support::client::{Client, open_stream, read_events};
+use support::hubs::{client_ids, new_client_id, plain_hub};
+use support::init_logging;
+use support::parser::datas;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn connect(addr: SocketAddr, path: &str) -> Client {
-    let client =
-        Client::connect(addr, path, "1.1", &[]).unwrap_or_else(|e| panic!("connect {path}: {e}"));
-    assert_eq!(client.status, 200, "GET {path}");
-    client
-}
-
-fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
-}
-
-fn ids(hub: &Hub) -> Vec<ClientId> {
-    hub.clients().into_iter().map(|c| c.id).collect()
-}
-
 /// Connects a stream and returns it with the id the hub gave it.
 fn connect_new(hub: &Hub, addr: SocketAddr) -> (Client, ClientId) {
-    let before = ids(hub);
-    let client = connect(addr, "/events");
-    let new: Vec<ClientId> = ids(hub)
-        .into_iter()
-        .filter(|id| !before.contains(id))
-        .collect();
-    assert_eq!(new.len(), 1, "exactly one new client: {new:?}");
-    (client, new[0])
+    let before = client_ids(hub);
+    let client = open_stream(addr, "/events", &[]);
+    (client, new_client_id(hub, &before))
 }
 
 #[test]
 fn send_to_reaches_only_that_client() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let mut clients: Vec<(Client, ClientId)> = (0..3).map(|_| connect_new(&hub, addr)).collect();
@@ -91,7 +72,7 @@ fn send_to_reaches_only_that_client() {
 
 #[test]
 fn an_id_that_is_gone_or_never_was_is_unknown() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(50)))
         .build()
         .expect("build the hub");
@@ -100,7 +81,7 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
 
     let never = ClientId::new(1 << 62);
     match hub.send_to(never, &Event::new("x")) {
-        Err(Error::UnknownClient(id)) => assert_eq!(id, never.get()),
+        Err(Error::UnknownClient(id)) => assert_eq!(id, never),
         other => panic!("send_to an id that never was: {other:?}"),
     }
 
@@ -114,7 +95,7 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
         "the stream that left is removed"
     );
     match hub.send_to(id, &Event::new("too late")) {
-        Err(Error::UnknownClient(gone)) => assert_eq!(gone, id.get()),
+        Err(Error::UnknownClient(gone)) => assert_eq!(gone, id),
         other => panic!("send_to a stream that left: {other:?}"),
     }
 
@@ -129,14 +110,14 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
     );
     assert!(matches!(
         hub.send_to(sub_id, &Event::new("x")),
-        Err(Error::UnknownClient(gone)) if gone == sub_id.get()
+        Err(Error::UnknownClient(gone)) if gone == sub_id
     ));
     hub.shutdown().expect("shutdown");
 }
 
 #[test]
 fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("user").first() {
             Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
@@ -146,10 +127,10 @@ fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut seven = connect(addr, "/events?user=7");
-    let mut eight = connect(addr, "/events?user=8");
-    let mut anonymous = connect(addr, "/events");
-    let mut listed = ids(&hub);
+    let mut seven = open_stream(addr, "/events?user=7", &[]);
+    let mut eight = open_stream(addr, "/events?user=8", &[]);
+    let mut anonymous = open_stream(addr, "/events", &[]);
+    let mut listed = client_ids(&hub);
     listed.sort();
     assert!(listed.contains(&ClientId::new(7)) && listed.contains(&ClientId::new(8)));
     assert_eq!(listed.len(), 3, "{listed:?}");
@@ -178,7 +159,7 @@ fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
     // A subscription choosing it is refused too.
     assert!(matches!(
         hub.subscribe_with(SubscribeOptions::new().id(ClientId::new(7))),
-        Err(Error::IdInUse(7))
+        Err(Error::IdInUse(id)) if id == ClientId::new(7)
     ));
     hub.send_to(ClientId::new(7), &Event::new("still 7"))
         .expect("send_to");
@@ -195,7 +176,7 @@ fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
         }),
         "client 7 is removed once a write fails"
     );
-    let mut again = connect(addr, "/events?user=7");
+    let mut again = open_stream(addr, "/events?user=7", &[]);
     hub.send_to(ClientId::new(7), &Event::new("new 7"))
         .expect("send_to");
     assert_eq!(datas(&read_events(&mut again, 1, WAIT)), ["new 7"]);

@@ -14,7 +14,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, Error, Event, Server};
-use support::{Client, End, ms, thread_count, thread_names, threads_named, wait_until};
+use support::client::{Client, End};
+use support::hubs::{assert_refuses_everything, plain_hub};
+use support::init_logging;
+use support::proc::{thread_count, thread_names, threads_named};
+use support::wait::{ms, wait_until};
 
 const CLIENTS_11: usize = 8;
 const CLIENTS_10: usize = 4;
@@ -23,11 +27,11 @@ const SLACK: Duration = Duration::from_secs(1);
 
 #[test]
 fn shutdown_with_clients_and_events_flowing() {
-    support::init_logging();
+    init_logging();
     let baseline = thread_count();
     assert_eq!(threads_named("sse-"), 0, "no sse thread before the hub");
 
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .client_buffer(1 << 16)
         .build()
@@ -159,7 +163,7 @@ fn shutdown_with_clients_and_events_flowing() {
 
     // The hub refuses everything now.
     assert!(hub.is_closed());
-    support::assert_refuses_everything(&hub, &connected);
+    assert_refuses_everything(&hub, &connected);
     assert!(
         Client::connect(addr, "/events", "1.1", &[]).is_err(),
         "nothing listens any more"

@@ -9,15 +9,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{Error, Server};
-use support::{Client, End, wait_until};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::wait::wait_until;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const SLACK: Duration = Duration::from_secs(1);
 
 #[test]
 fn shutdown_keeps_its_deadline_with_a_client_that_does_not_read() {
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .client_buffer(16)
         .build()

@@ -16,7 +16,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, Server};
-use support::{Client, End, fixed_payload, raw_connect, thread_names, threads_named, wait_until};
+use support::client::{Client, End};
+use support::fixed::{fixed_payload, spawn_fixed_readers};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{thread_count, thread_names, threads_named};
+use support::raw::raw_connect;
+use support::wait::wait_until;
 
 const READERS: usize = 160;
 const STALLED: usize = 20;
@@ -31,9 +37,9 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
-    support::init_logging();
+    init_logging();
     assert_eq!(threads_named("sse-"), 0);
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .client_buffer(4)
         .keep_alive(None)
@@ -43,7 +49,7 @@ fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
     let addr = server.local_addr();
 
     // The readers; one in four on HTTP/1.0.
-    let (progress, readers) = support::spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
+    let (progress, readers) = spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
     let reader_ids: Vec<ClientId> = hub.clients().into_iter().map(|c| c.id).collect();
     assert_eq!(reader_ids.len(), READERS);
 
@@ -105,7 +111,7 @@ fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
     eprintln!(
         "{published} events of 64 KiB filled the stalled clients in {:?}; {} threads",
         fill_started.elapsed(),
-        support::thread_count()
+        thread_count()
     );
     for &id in &reader_ids {
         assert_eq!(hub.client_stats(id).map(|s| s.dropped), Some(0));

@@ -29,7 +29,12 @@ use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel;
 use sse_server::{ClientId, DisconnectReason, Error, Event, Server};
-use support::{End, FixedEventReader, fixed_payload, thread_names, threads_named, wait_until};
+use support::client::End;
+use support::fixed::{FixedEventReader, fixed_payload};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::{thread_names, threads_named};
+use support::wait::wait_until;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(250);
 /// "Within the deadline plus a fraction of a second", with room for a
@@ -67,7 +72,7 @@ fn send_buffer_max() -> usize {
 
 #[test]
 fn shutdown_gives_up_on_a_stream_too_slow_to_drain_and_says_how_many() {
-    support::init_logging();
+    init_logging();
     // Each burst drains more than a third of the writer's send buffer even
     // after what the client's receive buffer held.
     let send_buffer = send_buffer_max();
@@ -85,7 +90,7 @@ fn shutdown_gives_up_on_a_stream_too_slow_to_drain_and_says_how_many() {
         "send buffer {send_buffer} bytes, bursts of {burst}, backlog {events} events ({backlog} bytes)"
     );
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         // Room for the whole backlog: no event is missed, so the slow
         // client's stream holds exactly the events published.

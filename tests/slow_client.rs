@@ -23,7 +23,12 @@ use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 use sse_server::{ClientId, DisconnectReason, Hub, Server, SlowClient};
-use support::{Client, End, ParsedEvent, fixed_payload, wait_until};
+use support::client::{Client, End};
+use support::fixed::fixed_payload;
+use support::hubs::{new_client_id, plain_hub};
+use support::init_logging;
+use support::parser::ParsedEvent;
+use support::wait::wait_until;
 
 const BIG: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(10);
@@ -87,17 +92,6 @@ impl Reader {
     }
 }
 
-fn client_id(hub: &Hub, others: &[ClientId]) -> ClientId {
-    let ids: Vec<ClientId> = hub
-        .clients()
-        .into_iter()
-        .map(|c| c.id)
-        .filter(|id| !others.contains(id))
-        .collect();
-    assert_eq!(ids.len(), 1, "one new client: {ids:?}");
-    ids[0]
-}
-
 /// Two clients of one server: one that never reads (until the test reads
 /// from it), one that reads on a thread of its own until `until` events.
 struct Pair {
@@ -114,9 +108,9 @@ impl Pair {
         let server = Server::bind("127.0.0.1:0", hub).expect("bind");
         let addr = server.local_addr();
         let stalled = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-        let stalled_id = client_id(hub, &[]);
+        let stalled_id = new_client_id(hub, &[]);
         let reader_client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
-        let reader_id = client_id(hub, &[stalled_id]);
+        let reader_id = new_client_id(hub, &[stalled_id]);
         let until = Arc::new(AtomicUsize::new(usize::MAX));
         let reader = Reader::start(reader_client, Arc::clone(&until));
         Pair {
@@ -144,8 +138,8 @@ struct DropRun {
 /// the stalled one misses some, a burst of small ones from a publisher
 /// thread, then the stalled client reads again and three more events come.
 fn drop_newest_run() -> DropRun {
-    support::init_logging();
-    let hub = support::plain_hub()
+    init_logging();
+    let hub = plain_hub()
         .client_buffer(8)
         .keep_alive(None)
         .build()
@@ -395,9 +389,9 @@ fn drop_newest_the_gap_event_stands_where_the_hole_is() {
 
 #[test]
 fn disconnect_policy_ends_a_stalled_clients_stream_after_what_was_queued() {
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .client_buffer(4)
         .slow_client(SlowClient::Disconnect)
         .keep_alive(None)

@@ -7,14 +7,15 @@ mod support;
 use std::time::Duration;
 
 use sse_server::Server;
-use support::{Client, End};
+use support::client::{Client, End};
+use support::hubs::plain_hub;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 /// Opens a stream with the given request headers, checks an event gets
 /// through, shuts the hub down, and returns how the stream ended.
 fn end_at_shutdown(version: &str, headers: &[(&str, &str)]) -> (Option<End>, Vec<u8>) {
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client =
         Client::connect(server.local_addr(), "/events", version, headers).expect("connect");
@@ -60,7 +61,7 @@ fn http_1_0_streams_end_with_the_connection() {
 fn http_1_0_keep_alive_streams_are_refused_with_a_reason() {
     // Such a stream could never end: its body ends only when the connection
     // closes, and tiny_http keeps a keep-alive connection open.
-    let hub = support::plain_hub().build().expect("build the hub");
+    let hub = plain_hub().build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let mut client = Client::connect(
         server.local_addr(),

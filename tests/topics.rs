@@ -5,32 +5,21 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use sse_server::{Decision, Event, Hub, MAX_TOPICS, Server, SubscribeOptions, Subscription};
-use support::{Client, EventParser, read_events};
+use support::client::{Client, open_stream, read_events};
+use support::hubs::{plain_hub, sub_events};
+use support::init_logging;
+use support::parser::{EventParser, datas};
+use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
-    let client = Client::connect(addr, path, "1.1", headers)
-        .unwrap_or_else(|e| panic!("connect {path}: {e}"));
-    assert_eq!(client.status, 200, "GET {path}");
-    client
-}
-
-use support::datas;
-
-use support::sub_events;
-
 #[test]
 fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {
-    support::init_logging();
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
 
@@ -53,7 +42,7 @@ fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {
     ];
     let mut clients: Vec<(&str, Client, &[&str])> = streams
         .iter()
-        .map(|&(name, path, want)| (name, connect(addr, path, &[]), want))
+        .map(|&(name, path, want)| (name, open_stream(addr, path, &[]), want))
         .collect();
     let subs = [
         (
@@ -120,17 +109,14 @@ fn publish_to_reaches_exactly_the_subscribers_of_the_topic_once() {
 
 #[test]
 fn topic_names_are_percent_decoded() {
-    let hub = support::plain_hub()
-        .keep_alive(None)
-        .build()
-        .expect("build the hub");
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut slash = connect(addr, "/events?topic=a%2Fb", &[]);
-    let mut space = connect(addr, "/events?topic=a+b", &[]);
-    let mut encoded_space = connect(addr, "/events?topic=a%20b", &[]);
-    let mut unicode = connect(addr, "/events?topic=%C3%A9t%C3%A9", &[]);
-    let mut raw = connect(addr, "/events?topic=a/b", &[]);
+    let mut slash = open_stream(addr, "/events?topic=a%2Fb", &[]);
+    let mut space = open_stream(addr, "/events?topic=a+b", &[]);
+    let mut encoded_space = open_stream(addr, "/events?topic=a%20b", &[]);
+    let mut unicode = open_stream(addr, "/events?topic=%C3%A9t%C3%A9", &[]);
+    let mut raw = open_stream(addr, "/events?topic=a/b", &[]);
 
     hub.publish_to("a%2Fb", &Event::new("literal"))
         .expect("publish_to");
@@ -157,7 +143,7 @@ fn topic_names_are_percent_decoded() {
 
 #[test]
 fn topics_chosen_by_the_connect_hook_replace_the_query() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("as").first() {
             Some(user) => Decision::accept().topics([format!("user-{user}"), "news".into()]),
@@ -166,7 +152,7 @@ fn topics_chosen_by_the_connect_hook_replace_the_query() {
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
-    let mut client = connect(server.local_addr(), "/events?as=7&topic=asked", &[]);
+    let mut client = open_stream(server.local_addr(), "/events?as=7&topic=asked", &[]);
     hub.publish_to("asked", &Event::new("asked"))
         .expect("publish_to");
     hub.publish_to("user-7", &Event::new("mine"))
@@ -184,13 +170,13 @@ fn topics_chosen_by_the_connect_hook_replace_the_query() {
 #[test]
 fn replay_keeps_to_the_clients_topics() {
     let hub = Hub::builder()
-        .retry(None, Duration::ZERO)
+        .retry(None)
         .keep_alive(None)
         .build()
         .expect("build the hub");
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
-    let mut observer = connect(addr, "/events?topic=a&topic=b", &[]);
+    let mut observer = open_stream(addr, "/events?topic=a&topic=b", &[]);
     for i in 0..10 {
         let topic = if i % 2 == 0 { "a" } else { "b" };
         hub.publish_to(topic, &Event::new(format!("{topic}{i}")))
@@ -216,21 +202,21 @@ fn replay_keeps_to_the_clients_topics() {
     // A client of topic a that saw a0 reconnects: the later a events and
     // the broadcast, not the b events.
     let a0 = id_of("a0");
-    let mut header = connect(addr, "/events?topic=a", &[("Last-Event-ID", &a0)]);
+    let mut header = open_stream(addr, "/events?topic=a", &[("Last-Event-ID", &a0)]);
     let got = read_events(&mut header, 5, WAIT);
     assert_eq!(datas(&got), ["a2", "a4", "all", "a6", "a8"], "header form");
-    let mut query = connect(addr, &format!("/events?topic=a&lastEventId={a0}"), &[]);
+    let mut query = open_stream(addr, &format!("/events?topic=a&lastEventId={a0}"), &[]);
     let got = read_events(&mut query, 5, WAIT);
     assert_eq!(datas(&got), ["a2", "a4", "all", "a6", "a8"], "query form");
 
     // Resuming from an event of another topic works too.
     let b5 = id_of("b5");
-    let mut from_b = connect(addr, "/events?topic=a", &[("Last-Event-ID", &b5)]);
+    let mut from_b = open_stream(addr, "/events?topic=a", &[("Last-Event-ID", &b5)]);
     let got = read_events(&mut from_b, 2, WAIT);
     assert_eq!(datas(&got), ["a6", "a8"]);
 
     // No topics: only the broadcast.
-    let mut plain = connect(addr, "/events", &[("Last-Event-ID", &a0)]);
+    let mut plain = open_stream(addr, "/events", &[("Last-Event-ID", &a0)]);
     let got = read_events(&mut plain, 1, WAIT);
     assert_eq!(datas(&got), ["all"]);
 
@@ -266,7 +252,7 @@ fn replay_keeps_to_the_clients_topics() {
 
 #[test]
 fn more_than_max_topics_get_400() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .on_connect(|request| match request.query_values("hook").first() {
             Some(n) => {
@@ -310,14 +296,14 @@ fn more_than_max_topics_get_400() {
     assert_eq!(from_hook.status, 400, "the hook's topics count too");
     from_hook.read_to_end(WAIT);
     assert!(
-        support::wait_until(WAIT, || hub.stats().streams == 0),
+        wait_until(WAIT, || hub.stats().streams == 0),
         "no stream is left open: {:?}",
         hub.stats()
     );
     assert_eq!(hub.stats().clients, 0, "no client was registered");
 
-    let mut most = connect(addr, &format!("/events?{}", query(MAX_TOPICS)), &[]);
-    let mut most_hook = connect(addr, &format!("/events?hook={MAX_TOPICS}"), &[]);
+    let mut most = open_stream(addr, &format!("/events?{}", query(MAX_TOPICS)), &[]);
+    let mut most_hook = open_stream(addr, &format!("/events?hook={MAX_TOPICS}"), &[]);
     hub.publish_to(&format!("t{}", MAX_TOPICS - 1), &Event::new("last"))
         .expect("publish_to");
     hub.publish_to(&format!("h{}", MAX_TOPICS - 1), &Event::new("hook-last"))

@@ -7,7 +7,10 @@ mod support;
 use std::time::Duration;
 
 use sse_server::{Error, Event, Hub, Server};
-use support::{Client, End, Framing, ParsedEvent, ms, parse_all};
+use support::client::{Client, End, Framing};
+use support::hubs::plain_hub;
+use support::parser::{ParsedEvent, parse_all};
+use support::wait::ms;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -19,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(5);
 const BURST: usize = 500;
 
 fn quiet_server() -> (Hub, Server) {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(None)
         .client_buffer(BURST)
         .build()
@@ -285,7 +288,7 @@ fn stream_response_heads() {
 
 #[test]
 fn keep_alive_is_a_bare_comment_line() {
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .keep_alive(Some(ms(20)))
         .build()
         .expect("build the hub");

@@ -24,13 +24,19 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::{ClientId, DisconnectReason, Server};
-use support::{End, fixed_payload, ms, threads_named_exactly, wait_until};
+use support::client::End;
+use support::fixed::{fixed_payload, spawn_fixed_readers};
+use support::hubs::plain_hub;
+use support::init_logging;
+use support::proc::threads_named_exactly;
+use support::serial;
+use support::wait::{ms, wait_until};
 
 const READERS: usize = 100;
 const PAYLOAD: usize = 64 * 1024;
@@ -109,15 +115,8 @@ struct Stalled {
     after_last_write: Duration,
 }
 
-/// The tests of this file run one at a time: the first watches a writer
-/// thread by name, and counts on the machine for its latencies.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// The tests of this file run one at a time (`serial`): the first watches a
+// writer thread by name, and counts on the machine for its latencies.
 
 struct Publisher {
     hub: sse_server::Hub,
@@ -153,9 +152,9 @@ impl Publisher {
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .write_timeout(WRITE_TIMEOUT)
         .keep_alive(None)
         .client_buffer(64)
@@ -168,7 +167,7 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
     let addr = server.local_addr();
 
     // The readers, each on a thread of its own; one in four on HTTP/1.0.
-    let (progress, readers) = support::spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
+    let (progress, readers) = spawn_fixed_readers(addr, READERS, PAYLOAD, WAIT);
     assert_eq!(hub.stats().streams, READERS);
     let reader_ids: Vec<ClientId> = hub.clients().into_iter().map(|c| c.id).collect();
     let mut publisher = Publisher {
@@ -377,9 +376,9 @@ fn a_client_that_never_reads_is_cut_off_and_slows_no_one() {
 #[test]
 fn the_disconnect_hook_says_timed_out_for_a_client_that_never_reads() {
     let _serial = serial();
-    support::init_logging();
+    init_logging();
     let (gone_tx, gone_rx) = crossbeam_channel::unbounded();
-    let hub = support::plain_hub()
+    let hub = plain_hub()
         .write_timeout(WRITE_TIMEOUT)
         .keep_alive(None)
         .on_disconnect(move |d| {

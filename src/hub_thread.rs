@@ -1,16 +1,21 @@
 //! The hub thread: it owns the client list and the history, and offers each
 //! event to every client it reaches.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::history::{History, Resume, Route};
-use crate::hub::{ClientCounters, Shared, lock};
-use crate::{ClientId, Frame, SlowClient};
+use crate::client_id::ClientId;
+use crate::config::SlowClient;
+use crate::counters::ClientCounters;
+use crate::encode;
+use crate::frame::Frame;
+use crate::history::{History, Resume};
+use crate::messages::{Outgoing, Registration, Removal, Route};
+use crate::shared::Shared;
+use crate::sync::lock;
 
 /// When several events for the same route wait for the hub at once, it
 /// joins them into one frame of at most about this many bytes (a frame
@@ -19,26 +24,6 @@ use crate::{ClientId, Frame, SlowClient};
 const BATCH_BYTES: usize = 64 * 1024;
 /// ... and at most this many events.
 const BATCH_EVENTS: usize = 1024;
-
-/// An event on its way to the hub thread.
-pub(crate) struct Outgoing {
-    pub(crate) frame: Frame,
-    /// The publisher's own id, if the event has one (it is already in the
-    /// frame's bytes).
-    pub(crate) custom_id: Option<Arc<str>>,
-    pub(crate) route: Route,
-}
-
-/// A client asking to join.
-pub(crate) struct Registration {
-    pub(crate) id: ClientId,
-    pub(crate) queue: Sender<Frame>,
-    pub(crate) counters: Arc<ClientCounters>,
-    pub(crate) topics: Vec<Box<str>>,
-    pub(crate) last_event_id: Option<String>,
-    /// Answered once the client is in (or refused): true when it joined.
-    pub(crate) registered: Sender<bool>,
-}
 
 struct Client {
     id: ClientId,
@@ -49,11 +34,12 @@ struct Client {
     untold: u64,
 }
 
+/// The hub thread's state: everything it owns.
 pub(crate) struct HubThread {
-    pub(crate) add_rx: Receiver<Registration>,
-    pub(crate) remove_rx: Receiver<(ClientId, Option<Sender<()>>)>,
-    pub(crate) notify_rx: Receiver<Outgoing>,
-    pub(crate) shared: Arc<Shared>,
+    add_rx: Receiver<Registration>,
+    remove_rx: Receiver<Removal>,
+    notify_rx: Receiver<Outgoing>,
+    shared: Arc<Shared>,
     clients: Vec<Client>,
     history: History,
     /// The sequence number of the newest event (0: none yet).
@@ -67,7 +53,7 @@ pub(crate) struct HubThread {
 impl HubThread {
     pub(crate) fn new(
         add_rx: Receiver<Registration>,
-        remove_rx: Receiver<(ClientId, Option<Sender<()>>)>,
+        remove_rx: Receiver<Removal>,
         notify_rx: Receiver<Outgoing>,
         shared: Arc<Shared>,
         id_prefix: String,
@@ -100,10 +86,10 @@ impl HubThread {
                     Err(_) => break,
                 },
                 recv(self.remove_rx) -> removal => {
-                    if let Ok((id, gone)) = removal {
+                    if let Ok(Removal { id, done }) = removal {
                         self.remove(id);
-                        if let Some(gone) = gone {
-                            let _ = gone.send(());
+                        if let Some(done) = done {
+                            let _ = done.send(());
                         }
                     }
                 },
@@ -145,7 +131,7 @@ impl HubThread {
                 .resume(&last_event_id, self.last_seq, id, &topics, now)
             {
                 Resume::Replay(frames) if frames.is_empty() => None,
-                Resume::Replay(frames) => Some(join(&frames)),
+                Resume::Replay(frames) => Some(Frame::join(&frames)),
                 Resume::Unknown => Some(self.gap_frame()),
             };
             // Looking up the id may have expired old events.
@@ -179,16 +165,10 @@ impl HubThread {
     /// Tells a client its `Last-Event-ID` cannot be resumed from. The event
     /// carries the newest event's id, so its next reconnect starts there.
     fn gap_frame(&self) -> Frame {
-        let mut bytes = Vec::new();
         let id = (self.history.enabled() && self.last_seq > 0)
             .then(|| format!("{}{}", self.history.prefix(), self.last_seq));
-        crate::event::encode_gap(
-            &mut bytes,
-            self.shared.config.gap_event.as_deref(),
-            id.as_deref(),
-            "unknown-id",
-        );
-        Frame::new(bytes, 0)
+        let gap_event = self.shared.config.gap_event.as_deref();
+        Frame::new(encode::gap(gap_event, id.as_deref(), "unknown-id"), 0)
     }
 
     fn remove(&mut self, id: ClientId) {
@@ -239,7 +219,7 @@ impl HubThread {
             let frame = if frames.len() == 1 {
                 frames.swap_remove(0)
             } else {
-                join(&frames)
+                Frame::join(&frames)
             };
             frames.clear();
             self.batch = frames;
@@ -264,13 +244,7 @@ impl HubThread {
         let frame = match &outgoing.custom_id {
             Some(_) => outgoing.frame,
             None => {
-                let body = outgoing.frame.as_bytes();
-                let mut bytes = Vec::with_capacity(body.len() + 32);
-                bytes.extend_from_slice(b"id: ");
-                bytes.extend_from_slice(self.history.prefix().as_bytes());
-                // Writing to a Vec cannot fail.
-                let _ = writeln!(bytes, "{seq}");
-                bytes.extend_from_slice(body);
+                let bytes = encode::with_id(self.history.prefix(), seq, outgoing.frame.as_bytes());
                 Frame::new(bytes, 1)
             }
         };
@@ -287,10 +261,11 @@ impl HubThread {
 
     /// Publishes the history's size to `Stats`.
     fn history_stats(&self) {
-        self.shared
-            .history_len
+        let counters = &self.shared.counters;
+        counters
+            .history_events
             .store(self.history.len(), Ordering::Relaxed);
-        self.shared
+        counters
             .history_bytes
             .store(self.history.bytes(), Ordering::Relaxed);
     }
@@ -352,19 +327,5 @@ impl HubThread {
 
 /// The gap event telling a client it missed `events` events.
 fn missed_frame(gap_event: Option<&str>, events: u64) -> Frame {
-    let mut bytes = Vec::new();
-    crate::event::encode_gap(&mut bytes, gap_event, None, &format!("missed {events}"));
-    Frame::new(bytes, 0)
-}
-
-/// One frame holding `frames` back to back.
-fn join(frames: &[Frame]) -> Frame {
-    let len = frames.iter().map(|frame| frame.as_bytes().len()).sum();
-    let mut bytes = Vec::with_capacity(len);
-    let mut events = 0;
-    for frame in frames {
-        bytes.extend_from_slice(frame.as_bytes());
-        events += frame.events();
-    }
-    Frame::new(bytes, events as u32)
+    Frame::new(encode::gap(gap_event, None, &format!("missed {events}")), 0)
 }

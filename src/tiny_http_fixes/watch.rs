@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hub::ClientCounters;
+use crate::counters::ClientCounters;
 
 /// A stream for the watch to look after.
 pub(crate) struct Watched {
@@ -44,6 +44,15 @@ pub(crate) struct Watched {
     /// listening address, which may be unspecified, or the socket's own).
     pub(crate) local: Option<SocketAddr>,
     pub(crate) counters: Arc<ClientCounters>,
+}
+
+/// The settings the watch thread runs with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WatchSettings {
+    /// See [`HubBuilder::close_check`](crate::HubBuilder::close_check).
+    pub(crate) close_check: Option<Duration>,
+    /// See [`HubBuilder::request_timeout`](crate::HubBuilder::request_timeout).
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 /// The shortest and longest pause between two lists of connections, and
@@ -69,8 +78,8 @@ mod other {
     use std::sync::Arc;
     use std::thread::JoinHandle;
 
-    use super::Watched;
-    use crate::hub::Shared;
+    use super::{WatchSettings, Watched};
+    use crate::tiny_http_fixes::pipelined::OpenStreams;
 
     /// No watch here: see the module's docs.
     pub(crate) struct Watch;
@@ -82,7 +91,10 @@ mod other {
         pub(crate) fn stop(&self) {}
     }
 
-    pub(crate) fn start(_shared: &Arc<Shared>) -> Option<(Watch, JoinHandle<()>)> {
+    pub(crate) fn start(
+        _streams: &Arc<OpenStreams>,
+        _settings: WatchSettings,
+    ) -> Option<(Watch, JoinHandle<()>)> {
         None
     }
 }
@@ -92,7 +104,7 @@ mod linux {
     use std::collections::{HashMap, HashSet};
     use std::net::SocketAddr;
     use std::os::fd::OwnedFd;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, Weak};
     use std::thread::{self, JoinHandle};
     use std::time::{Duration, Instant};
@@ -101,11 +113,16 @@ mod linux {
     use rustix::event::{EventfdFlags, epoll, eventfd};
 
     use super::{
-        BUDGET_FACTOR, HEADS_BUDGET_FACTOR, HEADS_MAX, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN, Watched,
+        BUDGET_FACTOR, HEADS_BUDGET_FACTOR, HEADS_MAX, HEADS_MIN, PRUNE_EVERY, SWEEP_MIN,
+        WatchSettings, Watched,
     };
-    use crate::hub::{Shared, lock};
-    use crate::release::{close_connections, local_matches};
-    use crate::sock_diag::{self, Connection, ESTABLISHED, SockDiag, canonical};
+    use crate::sync::lock;
+    use crate::tiny_http_fixes::pipelined::OpenStreams;
+    use crate::tiny_http_fixes::release::{close_connections, local_matches};
+    use crate::tiny_http_fixes::sock_diag::{self, Connection, ESTABLISHED, SockDiag, canonical};
+
+    /// When each client last sent a complete request head, by address.
+    type Requests = Arc<Mutex<HashMap<SocketAddr, Instant>>>;
 
     /// The epoll token of the wake-up descriptor.
     const WAKE: u64 = 0;
@@ -116,8 +133,9 @@ mod linux {
         wake: Arc<OwnedFd>,
         messages: Sender<Message>,
         next_token: AtomicU64,
-        /// When each client last sent a complete request head, by address.
-        requests: Mutex<HashMap<SocketAddr, Instant>>,
+        requests: Requests,
+        /// Set by `stop`.
+        stopping: Arc<AtomicBool>,
     }
 
     enum Message {
@@ -129,9 +147,13 @@ mod linux {
         Listening(SocketAddr),
     }
 
-    /// Starts the watch thread of `shared`'s hub: `None` where epoll or the
-    /// thread is refused (streams are then noticed at their next write).
-    pub(crate) fn start(shared: &Arc<Shared>) -> Option<(Watch, JoinHandle<()>)> {
+    /// Starts the watch thread of a hub whose open streams are `streams`:
+    /// `None` where epoll or the thread is refused (streams are then
+    /// noticed at their next write).
+    pub(crate) fn start(
+        streams: &Arc<OpenStreams>,
+        settings: WatchSettings,
+    ) -> Option<(Watch, JoinHandle<()>)> {
         let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).ok()?);
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok()?);
         epoll::add(
@@ -152,8 +174,13 @@ mod linux {
                 None
             }
         };
+        let requests = Requests::default();
+        let stopping = Arc::new(AtomicBool::new(false));
         let thread = WatchThread {
-            shared: Arc::downgrade(shared),
+            streams: Arc::downgrade(streams),
+            settings,
+            requests: Arc::clone(&requests),
+            stopping: Arc::clone(&stopping),
             epoll: Arc::clone(&epoll),
             inbox,
             diag,
@@ -178,7 +205,8 @@ mod linux {
             wake,
             messages,
             next_token: AtomicU64::new(WAKE + 1),
-            requests: Mutex::new(HashMap::new()),
+            requests,
+            stopping,
         };
         Some((watch, handle))
     }
@@ -223,8 +251,9 @@ mod linux {
             lock(&self.requests).insert(canonical(remote), Instant::now());
         }
 
-        /// Wakes the thread (to stop, once the hub is closing).
+        /// Stops the thread (it ends at once; the caller joins it).
         pub(crate) fn stop(&self) {
+            self.stopping.store(true, Ordering::Release);
             self.wake();
         }
 
@@ -234,8 +263,12 @@ mod linux {
     }
 
     struct WatchThread {
-        /// Weak: the watch must not keep the hub's shared state alive.
-        shared: Weak<Shared>,
+        /// Weak: the watch must not keep the hub's streams (and the
+        /// requests parked behind them) alive.
+        streams: Weak<OpenStreams>,
+        settings: WatchSettings,
+        requests: Requests,
+        stopping: Arc<AtomicBool>,
         epoll: Arc<OwnedFd>,
         inbox: Receiver<Message>,
         diag: Option<SockDiag>,
@@ -268,10 +301,10 @@ mod linux {
                     rustix::buffer::spare_capacity(&mut events),
                     timespec.as_ref(),
                 );
-                let Some(shared) = self.shared.upgrade() else {
+                let Some(streams) = self.streams.upgrade() else {
                     return;
                 };
-                if shared.closing.load(Ordering::Acquire) {
+                if self.stopping.load(Ordering::Acquire) {
                     return;
                 }
                 if let Err(e) = waited
@@ -280,51 +313,64 @@ mod linux {
                     log::warn!("the watch thread stops: epoll_wait failed ({e})");
                     return;
                 }
-                for message in self.inbox.try_iter() {
-                    match message {
-                        Message::Watched(token, stream) => {
-                            self.watched.insert(token, stream);
-                        }
-                        Message::Polled(stream) => {
-                            self.polled.push(stream);
-                            // The pause may have been set for the request
-                            // deadline alone, which allows longer ones.
-                            let soon = Instant::now()
-                                + shared
-                                    .config
-                                    .close_check
-                                    .unwrap_or(SWEEP_MIN)
-                                    .min(HEADS_MAX);
-                            self.next_sweep = self.next_sweep.min(soon);
-                        }
-                        Message::Listening(addr) => self.listening.push(addr),
-                    }
-                }
-                let mut check = Vec::new();
-                for &event in &events {
-                    let (flags, data) = (event.flags, event.data);
-                    let token = data.u64();
-                    if token == WAKE {
-                        let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
-                        continue;
-                    }
-                    let Some(stream) = self.watched.get(&token) else {
-                        continue;
-                    };
-                    if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
-                        gone(&shared, stream);
-                    } else {
-                        check.push(token);
-                    }
-                }
-                self.check(&shared, &check);
+                self.take_messages();
+                let check = self.woken(&streams, &events);
+                self.check(&streams, &check);
                 if Instant::now() >= self.next_sweep && self.sweep_needed() {
-                    self.sweep(&shared);
+                    self.sweep(&streams);
                 }
                 if self.last_prune.elapsed() >= PRUNE_EVERY {
                     self.prune();
                 }
             }
+        }
+
+        /// Takes in the streams and listening addresses the hub sent.
+        fn take_messages(&mut self) {
+            for message in self.inbox.try_iter() {
+                match message {
+                    Message::Watched(token, stream) => {
+                        self.watched.insert(token, stream);
+                    }
+                    Message::Polled(stream) => {
+                        self.polled.push(stream);
+                        // The pause may have been set for the request
+                        // deadline alone, which allows longer ones.
+                        let soon = Instant::now()
+                            + self
+                                .settings
+                                .close_check
+                                .unwrap_or(SWEEP_MIN)
+                                .min(HEADS_MAX);
+                        self.next_sweep = self.next_sweep.min(soon);
+                    }
+                    Message::Listening(addr) => self.listening.push(addr),
+                }
+            }
+        }
+
+        /// Handles what epoll woke the thread for: a stream that was reset
+        /// is gone at once; the tokens of the others (a FIN, or bytes the
+        /// client sent) are given back, for a look at their state.
+        fn woken(&self, streams: &OpenStreams, events: &[epoll::Event]) -> Vec<u64> {
+            let mut check = Vec::new();
+            for &event in events {
+                let (flags, data) = (event.flags, event.data);
+                let token = data.u64();
+                if token == WAKE {
+                    let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                    continue;
+                }
+                let Some(stream) = self.watched.get(&token) else {
+                    continue;
+                };
+                if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+                    gone(streams, stream);
+                } else {
+                    check.push(token);
+                }
+            }
+            check
         }
 
         /// How long to wait for events: until the next list is due.
@@ -346,7 +392,7 @@ mod linux {
 
         /// Asks the kernel for the state of each stream that woke up without
         /// a reset: a FIN, or bytes the client sent (which nobody reads).
-        fn check(&mut self, shared: &Shared, tokens: &[u64]) {
+        fn check(&mut self, streams: &OpenStreams, tokens: &[u64]) {
             let Some(diag) = &mut self.diag else {
                 return;
             };
@@ -359,7 +405,7 @@ mod linux {
                 };
                 match diag.state(local, stream.remote) {
                     Ok(Some(ESTABLISHED)) => {}
-                    Ok(_) => gone(shared, stream),
+                    Ok(_) => gone(streams, stream),
                     Err(e) => log::debug!("sock_diag: {e}"),
                 }
             }
@@ -368,7 +414,7 @@ mod linux {
         /// Lists the connections of the servers' ports: polled streams that
         /// lost their connection are gone, connections without a stream
         /// that are past the request deadline are closed.
-        fn sweep(&mut self, shared: &Shared) {
+        fn sweep(&mut self, streams: &OpenStreams) {
             let started = thread_cpu_time();
             let mut ports: Vec<u16> = self.listening.iter().map(SocketAddr::port).collect();
             let mut any_port = false;
@@ -391,16 +437,16 @@ mod linux {
             // the pause; closing connections past the deadline is extra
             // work that does not recur.
             self.sweep_cost = thread_cpu_time().saturating_sub(started);
-            self.look_at_polled(shared, &connections, complete);
-            if let Some(timeout) = shared.config.request_timeout {
-                self.look_at_heads(shared, &connections, timeout);
+            self.look_at_polled(streams, &connections, complete);
+            if let Some(timeout) = self.settings.request_timeout {
+                self.look_at_heads(streams, &connections, timeout);
             }
             let budget = self.sweep_cost.saturating_mul(BUDGET_FACTOR);
             let pause = if self.polled.is_empty() {
                 // A quarter of the deadline, or longer when a list costs
                 // more than 0.5 % of a core.
-                let quarter = shared
-                    .config
+                let quarter = self
+                    .settings
                     .request_timeout
                     .map_or(HEADS_MIN, |timeout| (timeout / 4).max(HEADS_MIN));
                 quarter
@@ -409,8 +455,7 @@ mod linux {
             } else {
                 budget.clamp(
                     SWEEP_MIN,
-                    shared
-                        .config
+                    self.settings
                         .close_check
                         .unwrap_or(SWEEP_MIN)
                         .max(SWEEP_MIN),
@@ -441,7 +486,12 @@ mod linux {
             }
         }
 
-        fn look_at_polled(&mut self, shared: &Shared, connections: &[Connection], complete: bool) {
+        fn look_at_polled(
+            &mut self,
+            streams: &OpenStreams,
+            connections: &[Connection],
+            complete: bool,
+        ) {
             if self.polled.is_empty() {
                 return;
             }
@@ -472,7 +522,7 @@ mod linux {
                     continue;
                 }
                 if !mine.is_empty() || (complete && self.missing.contains(&remote)) {
-                    gone(shared, stream);
+                    gone(streams, stream);
                 } else if complete {
                     missing.insert(remote);
                 }
@@ -485,12 +535,12 @@ mod linux {
 
         fn look_at_heads(
             &mut self,
-            shared: &Shared,
+            streams: &OpenStreams,
             connections: &[Connection],
             timeout: Duration,
         ) {
             let now = Instant::now();
-            let streams = shared.stream_addresses();
+            let streams = streams.addresses();
             let mut listed = HashSet::new();
             let mut due = Vec::new();
             for connection in connections {
@@ -508,10 +558,7 @@ mod linux {
                 let key = (connection.local, connection.remote);
                 listed.insert(key);
                 let first_seen = *self.heads.entry(key).or_insert(now);
-                let last_request = shared
-                    .watch
-                    .get()
-                    .and_then(|watch| lock(&watch.requests).get(&remote).copied());
+                let last_request = lock(&self.requests).get(&remote).copied();
                 let since = last_request.map_or(first_seen, |at| at.max(first_seen));
                 if now.saturating_duration_since(since) >= timeout {
                     due.push((connection.remote, connection.local));
@@ -531,9 +578,7 @@ mod linux {
             self.heads.retain(|key, _| listed.contains(key));
             // A request older than the deadline no longer decides anything
             // (the connection is due whether or not it is remembered).
-            if let Some(watch) = shared.watch.get() {
-                lock(&watch.requests).retain(|_, at| now.saturating_duration_since(*at) < timeout);
-            }
+            lock(&self.requests).retain(|_, at| now.saturating_duration_since(*at) < timeout);
         }
 
         /// Forgets streams that have ended.
@@ -556,11 +601,11 @@ mod linux {
     }
 
     /// Marks `stream`'s client as gone and removes it from the hub.
-    fn gone(shared: &Shared, stream: &Watched) {
+    fn gone(streams: &OpenStreams, stream: &Watched) {
         if stream.counters.peer_closed.swap(true, Ordering::AcqRel) {
             return;
         }
         log::debug!("the client at {} closed its connection", stream.remote);
-        shared.remove_stream_client(stream.remote, &stream.counters);
+        streams.remove_client(stream.remote, &stream.counters);
     }
 }

@@ -110,7 +110,7 @@ mod linux {
     use socket2::Socket;
 
     use super::{Released, local_matches};
-    use crate::hub::lock;
+    use crate::sync::lock;
 
     /// A full look gives up after this many descriptors copied and looked at
     /// (the process's other descriptors: files, listeners, connections not
@@ -380,6 +380,12 @@ mod linux {
     /// Says for each whether it could (see the module's docs).
     pub(crate) fn close_connections(connections: &[(SocketAddr, SocketAddr)]) -> Vec<bool> {
         let mut closed = vec![false; connections.len()];
+        // Nothing to close: no `pidfd_open` (each list of the watch thread
+        // calls this, and a descriptor taken for nothing can be the one a
+        // process at its limit needed).
+        if connections.is_empty() {
+            return closed;
+        }
         with_registry(|registry| {
             for (done, &(peer, local)) in closed.iter_mut().zip(connections) {
                 if let Ok(Some((_, socket, _))) = registry.locate(peer, Some(local)) {

@@ -1,21 +1,28 @@
-//! The writer thread of one event-stream connection: headers, framing,
-//! coalescing, keep-alive.
+//! The writer thread of one event stream: from the connect hook to the
+//! disconnect hook, it registers the client, writes the head, then takes
+//! what the hub queued for the client and writes it (coalesced, chunked,
+//! with keep-alives) until the stream ends.
 
 use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crossbeam_channel::RecvTimeoutError;
-
 use std::sync::Arc;
 
-use crate::connect::{self, ConnectRequest, MAX_TOPICS, Outcome};
-use crate::hub::{ClientCounters, Shared};
-use crate::release::Released;
-use crate::server::respond_with_cors;
-use crate::{
-    ClientId, Decision, Disconnect, DisconnectReason, Error, Frame, SubscribeOptions, Subscription,
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::client_id::ClientId;
+use crate::connect::{
+    self, ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS, Outcome,
 };
+use crate::counters::ClientCounters;
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::http::{self, respond_with_cors};
+use crate::retry;
+use crate::shared::Shared;
+use crate::subscription::{SubscribeOptions, Subscription};
+use crate::tiny_http_fixes::release::Released;
 
 /// Stack reserved for each writer thread. Only the pages a thread touches
 /// cost memory; the writer's deepest path (a write through `tiny_http`'s
@@ -62,52 +69,19 @@ pub(crate) fn run(
     released: Option<Released>,
 ) {
     let remote = request.remote_addr().copied();
-    let decision = match &shared.config.on_connect {
-        Some(hook) => hook(&ConnectRequest { request: &request }),
-        None => Decision::accept(),
-    };
-    let (topics, chosen_id) = match decision.outcome {
-        Outcome::Reject(status) => {
-            log::debug!("the connect hook refused a client from {remote:?} with {status}");
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            respond_with_cors(shared, request, tiny_http::Response::empty(status).boxed());
-            return;
-        }
-        Outcome::Accept { topics, id } => (topics, id),
-    };
-    let topics = topics.unwrap_or_else(|| ConnectRequest { request: &request }.topics());
-    if topics.len() > MAX_TOPICS {
-        log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
-        let body = format!("at most {MAX_TOPICS} topics\n");
-        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let response = tiny_http::Response::from_string(body).with_status_code(400);
-        respond_with_cors(shared, request, response.boxed());
+    let cors = shared.config.cors.as_ref();
+    let Some((request, subscription)) = admit(request, id, counters, shared) else {
         return;
-    }
-    let mut options = SubscribeOptions::new()
-        .topics(topics)
-        .id(chosen_id.unwrap_or(id));
-    options.last_event_id = connect::last_event_id(&request);
-    options.counters = Some(counters);
-    let subscription = match shared.register(options) {
-        Ok(subscription) => subscription,
-        Err(Error::IdInUse(taken)) => {
-            log::debug!("refusing a client from {remote:?}: id {taken} is in use");
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            let response = tiny_http::Response::from_string("client id in use\n");
-            respond_with_cors(shared, request, response.with_status_code(409).boxed());
-            return;
-        }
-        Err(e) => {
-            shared.refuse(request, e);
-            return;
-        }
     };
     let id = subscription.id();
-    shared.stream_registered(remote, id);
-    let head = head(&request, shared, id);
+    shared.streams.registered(remote, id, &shared.counters);
+    let retry_millis = shared
+        .config
+        .retry
+        .map(|retry| retry::jittered_millis(retry, shared.config.retry_jitter, id.get()));
+    let head = http::stream_head(&request, cors, retry_millis);
     let mut stream = Stream {
-        chunked: *request.http_version() != tiny_http::HTTPVersion(1, 0),
+        chunked: http::is_chunked(&request),
         writer: request.into_writer(),
         subscription,
         out: Vec::with_capacity(256),
@@ -119,33 +93,15 @@ pub(crate) fn run(
     let ending = if stream.peer_closed() {
         Ending::PeerClosed
     } else {
-        stream.run(&head)
+        stream.send_events(&head)
     };
-    let counters = stream.subscription.counters();
-    let reason = match ending {
-        _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
-        Ending::PeerClosed => DisconnectReason::Closed,
-        Ending::Finished => DisconnectReason::Shutdown,
-        Ending::TimedOut if shared.closing.load(Ordering::Acquire) => DisconnectReason::Shutdown,
-        Ending::TimedOut => DisconnectReason::TimedOut,
-        Ending::WriteFailed(
-            ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::WriteZero,
-        ) => DisconnectReason::Closed,
-        Ending::WriteFailed(kind) => DisconnectReason::WriteError(kind),
-    };
+    let counters = Arc::clone(stream.subscription.counters());
+    let reason = reason(ending, &counters, shared);
     log::debug!("client {id} left: {reason:?}");
-    let disconnect = Disconnect {
-        id,
-        remote_addr: remote,
-        reason,
-        delivered: counters.delivered.load(Ordering::Relaxed),
-        dropped: counters.dropped.load(Ordering::Relaxed),
-    };
     // Leave the hub, and wait until it has let go of the client, before the
-    // hook runs: the hook sees the hub without this client.
+    // hook runs: the hook sees the hub without this client, and the final
+    // counts (the hub may have missed the client a few more events since
+    // the stream ended).
     let Stream {
         writer,
         subscription,
@@ -158,45 +114,86 @@ pub(crate) fn run(
     drop(writer);
     subscription.leave();
     if let Some(hook) = &shared.config.on_disconnect {
-        hook(&disconnect);
+        hook(&Disconnect {
+            id,
+            remote_addr: remote,
+            reason,
+            delivered: counters.delivered.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+        });
     }
 }
 
-/// The response head, and the stream's first bytes: the `retry:` line.
-fn head(request: &tiny_http::Request, shared: &Shared, id: ClientId) -> Vec<u8> {
-    let chunked = *request.http_version() != tiny_http::HTTPVersion(1, 0);
-    let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(if chunked {
-        b"HTTP/1.1 200 OK\r\n"
-    } else {
-        b"HTTP/1.0 200 OK\r\n"
-    });
-    head.extend_from_slice(
-        b"Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n",
-    );
-    for (name, value) in crate::server::cors_headers(shared, request) {
-        // Writing to a Vec cannot fail.
-        let _ = write!(head, "{name}: {value}\r\n");
+/// Asks the connect hook about the client, checks its topics and
+/// registers it with the hub (with its replay). A client refused on the
+/// way has been answered and counted: `None`.
+fn admit(
+    request: tiny_http::Request,
+    id: ClientId,
+    counters: Arc<ClientCounters>,
+    shared: &Arc<Shared>,
+) -> Option<(tiny_http::Request, Subscription)> {
+    let remote = request.remote_addr().copied();
+    let cors = shared.config.cors.as_ref();
+    let decision = match &shared.config.on_connect {
+        Some(hook) => hook(&ConnectRequest { request: &request }),
+        None => Decision::accept(),
+    };
+    let (topics, chosen_id) = match decision.outcome {
+        Outcome::Reject(status) => {
+            log::debug!("the connect hook refused a client from {remote:?} with {status}");
+            shared.counters.reject();
+            respond_with_cors(cors, request, tiny_http::Response::empty(status).boxed());
+            return None;
+        }
+        Outcome::Accept { topics, id } => (topics, id),
+    };
+    let topics = topics.unwrap_or_else(|| ConnectRequest { request: &request }.topics());
+    if topics.len() > MAX_TOPICS {
+        log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
+        let body = format!("at most {MAX_TOPICS} topics\n");
+        shared.counters.reject();
+        let response = tiny_http::Response::from_string(body).with_status_code(400);
+        respond_with_cors(cors, request, response.boxed());
+        return None;
     }
-    if chunked {
-        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    if let Some(retry) = shared.config.retry {
-        let millis = crate::retry::jittered_millis(retry, shared.config.retry_jitter, id.get());
-        // A field line with no blank line after it: parsers apply `retry`
-        // at once, and no client reads it as an (empty) event.
-        let line = format!("retry: {millis}\n");
-        if chunked {
-            let _ = write!(head, "{:x}\r\n{line}\r\n", line.len());
-        } else {
-            head.extend_from_slice(line.as_bytes());
+    let mut options = SubscribeOptions::new()
+        .topics(topics)
+        .id(chosen_id.unwrap_or(id));
+    options.last_event_id = connect::last_event_id(&request);
+    options.counters = Some(counters);
+    match Subscription::register(shared, options) {
+        Ok(subscription) => Some((request, subscription)),
+        Err(Error::IdInUse(taken)) => {
+            log::debug!("refusing a client from {remote:?}: id {taken} is in use");
+            shared.counters.reject();
+            let response = tiny_http::Response::from_string("client id in use\n");
+            respond_with_cors(cors, request, response.with_status_code(409).boxed());
+            None
+        }
+        Err(e) => {
+            http::refuse(request, e, &shared.config, &shared.counters);
+            None
         }
     }
-    head
+}
+
+/// Why the stream ended, as the disconnect hook is told.
+fn reason(ending: Ending, counters: &ClientCounters, shared: &Shared) -> DisconnectReason {
+    match ending {
+        _ if counters.evicted.load(Ordering::Relaxed) => DisconnectReason::Evicted,
+        Ending::PeerClosed => DisconnectReason::Closed,
+        Ending::Finished => DisconnectReason::Shutdown,
+        Ending::TimedOut if shared.is_closing() => DisconnectReason::Shutdown,
+        Ending::TimedOut => DisconnectReason::TimedOut,
+        Ending::WriteFailed(
+            ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::WriteZero,
+        ) => DisconnectReason::Closed,
+        Ending::WriteFailed(kind) => DisconnectReason::WriteError(kind),
+    }
 }
 
 struct Stream {
@@ -209,7 +206,9 @@ struct Stream {
 }
 
 impl Stream {
-    fn run(&mut self, head: &[u8]) -> Ending {
+    /// Writes `head`, then every frame queued for the client, until the
+    /// stream ends.
+    fn send_events(&mut self, head: &[u8]) -> Ending {
         if let Err(e) = self.send_raw(head) {
             return ending_of(&e);
         }
@@ -328,15 +327,14 @@ impl Stream {
     }
 
     fn retry_or_fail(&self, e: io::Error, stall: &mut Stall) -> io::Result<()> {
-        let write_timeout = self.subscription.shared().write_timeout();
+        let shared = self.subscription.shared();
+        let write_timeout = shared.config.write_timeout;
         match e.kind() {
             ErrorKind::Interrupted => Ok(()),
             // The socket's send timeout ticked: no progress since `stall.since`.
             ErrorKind::WouldBlock => {
                 stall.blocked = true;
-                let shared = self.subscription.shared();
-                if shared.closing.load(Ordering::Acquire) || stall.since.elapsed() >= write_timeout
-                {
+                if shared.is_closing() || stall.since.elapsed() >= write_timeout {
                     Err(ErrorKind::TimedOut.into())
                 } else {
                     Ok(())

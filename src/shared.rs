@@ -1,0 +1,62 @@
+//! `Shared`: the part of a hub that its threads share (the writer threads,
+//! the hub thread, subscriptions, the acceptor): the channels to the hub
+//! thread, the counters, the list of clients, the open streams and the
+//! frozen settings.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+
+use crate::client_id::ClientId;
+use crate::config::Config;
+use crate::counters::{ClientCounters, Counters};
+use crate::messages::{Registration, Removal};
+use crate::tiny_http_fixes::pipelined::OpenStreams;
+
+/// What the threads of a hub share. It holds no handle to the `Hub`, so no
+/// thread the hub started keeps the hub alive.
+pub(crate) struct Shared {
+    pub(crate) add_tx: Sender<Registration>,
+    pub(crate) remove_tx: Sender<Removal>,
+    pub(crate) counters: Counters,
+    /// Every registered client's counters. The hub thread adds and removes;
+    /// anyone reads.
+    pub(crate) clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
+    /// Set once shutdown begins.
+    pub(crate) closing: AtomicBool,
+    next_id: AtomicU64,
+    pub(crate) config: Config,
+    /// Open event streams by the client's address and port.
+    pub(crate) streams: Arc<OpenStreams>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        add_tx: Sender<Registration>,
+        remove_tx: Sender<Removal>,
+        config: Config,
+    ) -> Shared {
+        Shared {
+            streams: Arc::new(OpenStreams::new(remove_tx.clone())),
+            add_tx,
+            remove_tx,
+            counters: Counters::default(),
+            clients: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            config,
+        }
+    }
+
+    /// An id no client the hub numbered has had.
+    pub(crate) fn next_id(&self) -> ClientId {
+        ClientId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,221 @@
+//! A WHATWG-conformant event-stream parser (HTML, "Interpreting an event
+//! stream").
+//!
+//! Standalone (only `std`), so that a benchmark can include it with
+//! `#[path = "../tests/support/parser.rs"] mod parser;`.
+
+/// One dispatched event, as an `EventSource` would see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedEvent {
+    /// The event type (`message` when no `event:` field was given).
+    pub event_type: String,
+    /// The data, lines joined with LF, the last LF removed.
+    pub data: String,
+    /// The stream's last event id at dispatch (state, like `EventSource`'s
+    /// `lastEventId`: it persists across events until an `id:` changes it).
+    pub last_event_id: String,
+    /// The stream's reconnection time in ms at dispatch, if a valid `retry:`
+    /// field has set one (state, like the last event id).
+    pub retry: Option<u64>,
+}
+
+impl ParsedEvent {
+    /// A `message` event carrying `data`, with no id and no retry set.
+    pub fn message(data: &str) -> ParsedEvent {
+        ParsedEvent {
+            event_type: "message".into(),
+            data: data.into(),
+            last_event_id: String::new(),
+            retry: None,
+        }
+    }
+}
+
+/// One dispatched event, borrowed from the parser: what
+/// [`EventParser::feed_with`] hands its callback, with no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event type (`message` when no `event:` field was given).
+    pub event_type: &'a str,
+    /// The data, lines joined with LF, the last LF removed.
+    pub data: &'a str,
+    /// The stream's last event id at dispatch.
+    pub last_event_id: &'a str,
+    /// The stream's reconnection time in ms at dispatch.
+    pub retry: Option<u64>,
+}
+
+impl EventRef<'_> {
+    /// The event, owned.
+    pub fn to_owned(self) -> ParsedEvent {
+        ParsedEvent {
+            event_type: self.event_type.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+            retry: self.retry,
+        }
+    }
+}
+
+/// An incremental event-stream parser: feed it bytes in pieces of any size.
+/// Its buffers are kept from event to event, so a long stream costs no
+/// allocation per event through [`feed_with`](EventParser::feed_with).
+#[derive(Debug, Default)]
+pub struct EventParser {
+    /// The start of a line whose end has not come yet.
+    line: Vec<u8>,
+    /// The previous byte was a CR that ended a line: an LF right after it
+    /// belongs to the same line end.
+    after_cr: bool,
+    /// At least one line has been processed (the BOM check is done).
+    first_line_done: bool,
+    data: String,
+    event_type: String,
+    last_event_id_buffer: String,
+    last_event_id: String,
+    retry: Option<u64>,
+    comments: usize,
+}
+
+impl EventParser {
+    pub fn new() -> EventParser {
+        EventParser::default()
+    }
+
+    /// Feeds bytes; returns the events they completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<ParsedEvent> {
+        let mut out = Vec::new();
+        self.feed_with(bytes, |event| out.push(event.to_owned()));
+        out
+    }
+
+    /// Feeds bytes; hands each event they complete to `on_event`, borrowed.
+    pub fn feed_with(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(EventRef<'_>)) {
+        while !bytes.is_empty() {
+            if self.after_cr {
+                self.after_cr = false;
+                if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
+                    continue;
+                }
+            }
+            let Some(end) = bytes.iter().position(|&b| b == b'\r' || b == b'\n') else {
+                self.line.extend_from_slice(bytes);
+                return;
+            };
+            self.after_cr = bytes[end] == b'\r';
+            if self.line.is_empty() {
+                self.process_line(&bytes[..end], &mut on_event);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&bytes[..end]);
+                self.process_line(&line, &mut on_event);
+                line.clear();
+                self.line = line;
+            }
+            bytes = &bytes[end + 1..];
+        }
+    }
+
+    /// The reconnection time set by the last valid `retry:` field.
+    pub fn retry(&self) -> Option<u64> {
+        self.retry
+    }
+
+    /// The last event id, as of the last dispatch.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// How many comment lines have been seen.
+    pub fn comments(&self) -> usize {
+        self.comments
+    }
+
+    /// True when a partial line or undispatched fields are pending (they are
+    /// discarded if the stream ends now).
+    pub fn has_pending(&self) -> bool {
+        !self.line.is_empty() || !self.data.is_empty() || !self.event_type.is_empty()
+    }
+
+    fn process_line(&mut self, mut raw: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
+        if !self.first_line_done {
+            self.first_line_done = true;
+            raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+        }
+        // The stream is decoded as UTF-8 with replacement; line ends are
+        // ASCII, so decoding line by line is the same. (Checking first is
+        // quicker than the lossy decoding where the line is valid.)
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+        if line.is_empty() {
+            self.dispatch(on_event);
+            return;
+        }
+        if line.starts_with(':') {
+            self.comments += 1;
+            return;
+        }
+        let (field, value) = match line.find(':') {
+            Some(at) => {
+                let value = &line[at + 1..];
+                (&line[..at], value.strip_prefix(' ').unwrap_or(value))
+            }
+            None => (&line[..], ""),
+        };
+        match field {
+            "event" => {
+                self.event_type.clear();
+                self.event_type.push_str(value);
+            }
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            // An id containing NUL is ignored.
+            "id" if !value.contains('\0') => {
+                self.last_event_id_buffer.clear();
+                self.last_event_id_buffer.push_str(value);
+            }
+            // retry counts only when it is all ASCII digits; digits beyond
+            // u64 are clamped rather than rejected.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = Some(value.parse().unwrap_or(u64::MAX));
+            }
+            // Unknown fields, and ids and retries that did not qualify.
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, on_event: &mut impl FnMut(EventRef<'_>)) {
+        self.last_event_id.clone_from(&self.last_event_id_buffer);
+        if !self.data.is_empty() {
+            let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
+            let event_type = if self.event_type.is_empty() {
+                "message"
+            } else {
+                &self.event_type
+            };
+            on_event(EventRef {
+                event_type,
+                data,
+                last_event_id: &self.last_event_id,
+                retry: self.retry,
+            });
+        }
+        self.data.clear();
+        self.event_type.clear();
+    }
+}
+
+/// Parses a whole stream at once.
+pub fn parse_all(bytes: &[u8]) -> Vec<ParsedEvent> {
+    EventParser::new().feed(bytes)
+}
+
+/// The data of each event.
+pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
+    events.iter().map(|e| e.data.clone()).collect()
+}

@@ -1,0 +1,71 @@
+//! The process as Linux sees it, through `/proc`: threads (counts and
+//! names), open descriptors and memory.
+
+/// The process's thread count (`Threads:` in `/proc/self/status`).
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .expect("a Threads: line in /proc/self/status")
+        .trim()
+        .parse()
+        .expect("Threads: holds a number")
+}
+
+/// The names (`comm`) of the process's threads right now. A thread that ends
+/// while the directory is read is skipped.
+pub fn thread_names() -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("read /proc/self/task");
+    tasks
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            Some(comm.trim_end_matches('\n').to_owned())
+        })
+        .collect()
+}
+
+/// Linux keeps 15 bytes of a thread's name.
+pub fn comm(name: &str) -> &str {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// How many threads have a name starting with `prefix` (truncated to the 15
+/// bytes Linux keeps).
+pub fn threads_named(prefix: &str) -> usize {
+    let prefix = comm(prefix);
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+/// How many threads are named exactly `name` (truncated as Linux does).
+pub fn threads_named_exactly(name: &str) -> usize {
+    let name = comm(name);
+    thread_names().iter().filter(|n| n.as_str() == name).count()
+}
+
+/// The process's open file descriptors: the entries of `/proc/self/fd`,
+/// including the one the listing itself holds (so compare counts taken the
+/// same way).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...), in KiB;
+/// `pid` may be `"self"`.
+pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?;
+    line.split_whitespace().next()?.parse().ok()
+}
