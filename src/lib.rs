@@ -126,6 +126,7 @@ mod encode;
 mod error;
 mod event;
 mod frame;
+pub mod parse;
 mod retry;
 mod stats;
 mod sync;

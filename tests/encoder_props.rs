@@ -13,8 +13,8 @@ mod support;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use sse_server::parse::{EventParser, ParsedEvent};
 use sse_server::{Error, Event, Hub};
-use support::parser::{EventParser, ParsedEvent};
 
 const CASES: usize = 5_000;
 

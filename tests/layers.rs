@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "event",
             "frame",
+            "parse",
             "retry",
             "stats",
             "sync",

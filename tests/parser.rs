@@ -1,9 +1,9 @@
-//! The test suite's own event-stream parser, checked against the WHATWG
-//! rules it claims to follow, so that the other tests can trust it.
+//! The crate's event-stream parser (`sse_server::parse`), checked against
+//! the WHATWG rules it claims to follow.
 
 mod support;
 
-use support::parser::{EventParser, ParsedEvent, parse_all};
+use sse_server::parse::{EventParser, ParsedEvent, parse_all};
 
 fn msg(data: &str) -> ParsedEvent {
     ParsedEvent::message(data)

@@ -1,11 +1,52 @@
-//! A WHATWG-conformant event-stream parser (HTML, "Interpreting an event
-//! stream").
+//! Reading an event stream: an incremental parser that follows the WHATWG
+//! rules ("Interpreting an event stream", HTML Living Standard) exactly.
 //!
-//! Standalone (only `std`), so that a benchmark can include it with
-//! `#[path = "../tests/support/parser.rs"] mod parser;`.
+//! It is fed bytes, in pieces of any size, and hands back each event the
+//! way a browser's `EventSource` dispatches it: its type, its data, the
+//! stream's last event id and reconnection time. It needs no network: a
+//! program with a transport of its own (or a test) feeds it what it reads.
+//!
+//! * The stream is UTF-8; one leading byte order mark is skipped (also when
+//!   it arrives split across reads); invalid bytes become U+FFFD, never a
+//!   panic.
+//! * CR, LF and CRLF all end a line, also when a CRLF is split across
+//!   reads.
+//! * Fields `data`, `event`, `id` and `retry`; one space after the colon is
+//!   dropped; lines starting with `:` are comments; other fields are
+//!   ignored. An `id` holding NUL is ignored; `retry` counts only when it
+//!   is all ASCII digits (a number past `u64` is taken as `u64::MAX`).
+//! * A blank line dispatches the event; a block with no `data` line is not
+//!   dispatched, but its `id` still sets the last event id, which persists
+//!   from event to event until an `id` changes it (an empty `id` resets it).
+//! * What is pending when the stream ends is discarded
+//!   ([`EventParser::has_pending`] tells whether anything is).
+//!
+//! # Examples
+//!
+//! ```
+//! use sse_server::parse::EventParser;
+//!
+//! let mut parser = EventParser::new();
+//! assert!(parser.feed(b"event: greeting\nid: 7\ndata: hel").is_empty());
+//! let events = parser.feed(b"lo\r\n\r\n");
+//! assert_eq!(events.len(), 1);
+//! assert_eq!(events[0].event_type, "greeting");
+//! assert_eq!(events[0].data, "hello");
+//! assert_eq!(events[0].last_event_id, "7");
+//!
+//! // Borrowed, with no allocation per event:
+//! let mut count = 0;
+//! parser.feed_with(b"data: a\n\ndata: b\n\n", |event| {
+//!     assert_eq!(event.last_event_id, "7");
+//!     count += 1;
+//! });
+//! assert_eq!(count, 2);
+//! ```
+
+use std::borrow::Cow;
 
 /// One dispatched event, as an `EventSource` would see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedEvent {
     /// The event type (`message` when no `event:` field was given).
     pub event_type: String,
@@ -47,7 +88,7 @@ pub struct EventRef<'a> {
 
 impl EventRef<'_> {
     /// The event, owned.
-    pub fn to_owned(self) -> ParsedEvent {
+    pub fn to_parsed(self) -> ParsedEvent {
         ParsedEvent {
             event_type: self.event_type.to_owned(),
             data: self.data.to_owned(),
@@ -78,6 +119,7 @@ pub struct EventParser {
 }
 
 impl EventParser {
+    /// A parser at the start of a stream.
     pub fn new() -> EventParser {
         EventParser::default()
     }
@@ -85,7 +127,7 @@ impl EventParser {
     /// Feeds bytes; returns the events they completed.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
-        self.feed_with(bytes, |event| out.push(event.to_owned()));
+        self.feed_with(bytes, |event| out.push(event.to_parsed()));
         out
     }
 
@@ -147,7 +189,7 @@ impl EventParser {
         // ASCII, so decoding line by line is the same. (Checking first is
         // quicker than the lossy decoding where the line is valid.)
         let line = match std::str::from_utf8(raw) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Ok(line) => Cow::Borrowed(line),
             Err(_) => String::from_utf8_lossy(raw),
         };
         if line.is_empty() {
@@ -210,12 +252,16 @@ impl EventParser {
     }
 }
 
-/// Parses a whole stream at once.
+/// Parses a whole stream at once: the events it dispatches (what is pending
+/// at its end is discarded).
+///
+/// # Examples
+///
+/// ```
+/// let events = sse_server::parse::parse_all(b"data: a\n\n: a comment\ndata: b\n\n");
+/// let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
+/// assert_eq!(data, ["a", "b"]);
+/// ```
 pub fn parse_all(bytes: &[u8]) -> Vec<ParsedEvent> {
     EventParser::new().feed(bytes)
-}
-
-/// The data of each event.
-pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
 }
