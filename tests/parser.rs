@@ -140,3 +140,157 @@ fn byte_by_byte_feeding_gives_the_same_events() {
         }]
     );
 }
+
+/// Parses `stream` whole, byte by byte, and cut into every two and three
+/// pieces (through both `feed` and the borrowed `feed_with`), checks that
+/// every way gives `expected`, and returns the parser fed the whole stream.
+fn parse_every_way(stream: &[u8], expected: &[ParsedEvent]) -> EventParser {
+    let show = String::from_utf8_lossy(stream);
+    let mut whole = EventParser::new();
+    assert_eq!(whole.feed(stream), expected, "whole: {show:?}");
+
+    let mut parser = EventParser::new();
+    let mut events = Vec::new();
+    for &b in stream {
+        events.extend(parser.feed(&[b]));
+    }
+    assert_eq!(events, expected, "byte by byte: {show:?}");
+    assert_eq!(parser.has_pending(), whole.has_pending(), "{show:?}");
+    assert_eq!(parser.last_event_id(), whole.last_event_id(), "{show:?}");
+    assert_eq!(parser.retry(), whole.retry(), "{show:?}");
+
+    // Three-way cuts of long streams would be slow; two-way cuts of all.
+    let three_way = stream.len() <= 80;
+    for a in 0..=stream.len() {
+        let ends: Vec<usize> = if three_way {
+            (a..=stream.len()).collect()
+        } else {
+            vec![stream.len()]
+        };
+        for b in ends {
+            let mut parser = EventParser::new();
+            let mut events = Vec::new();
+            for piece in [&stream[..a], &stream[a..b], &stream[b..]] {
+                parser.feed_with(piece, |event| events.push(event.to_parsed()));
+            }
+            assert_eq!(events, expected, "cut at {a} and {b}: {show:?}");
+            assert_eq!(parser.has_pending(), whole.has_pending(), "{show:?}");
+            assert_eq!(parser.last_event_id(), whole.last_event_id());
+            assert_eq!(parser.retry(), whole.retry(), "{show:?}");
+        }
+    }
+    whole
+}
+
+fn event(event_type: &str, data: &str, last_event_id: &str, retry: Option<u64>) -> ParsedEvent {
+    ParsedEvent {
+        event_type: event_type.into(),
+        data: data.into(),
+        last_event_id: last_event_id.into(),
+        retry,
+    }
+}
+
+// The examples of the WHATWG HTML standard's "Server-sent events" section.
+
+#[test]
+fn spec_introduction_three_messages_one_of_two_lines() {
+    parse_every_way(
+        b"data: This is the first message.\n\n\
+          data: This is the second message, it\n\
+          data: has two lines.\n\n\
+          data: This is the third message.\n\n",
+        &[
+            msg("This is the first message."),
+            msg("This is the second message, it\nhas two lines."),
+            msg("This is the third message."),
+        ],
+    );
+}
+
+#[test]
+fn spec_introduction_add_and_remove_event_types() {
+    parse_every_way(
+        b"event: add\ndata: 73857293\n\n\
+          event: remove\ndata: 2153\n\n\
+          event: add\ndata: 113411\n\n",
+        &[
+            event("add", "73857293", "", None),
+            event("remove", "2153", "", None),
+            event("add", "113411", "", None),
+        ],
+    );
+}
+
+#[test]
+fn spec_stock_ticker_lines_make_one_message_once_a_blank_line_follows() {
+    let parser = parse_every_way(b"data: YHOO\ndata: +2\ndata: 10\n", &[]);
+    assert!(parser.has_pending());
+    let parser = parse_every_way(
+        b"data: YHOO\ndata: +2\ndata: 10\n\n",
+        &[msg("YHOO\n+2\n10")],
+    );
+    assert!(!parser.has_pending());
+}
+
+#[test]
+fn spec_four_blocks_and_the_last_event_id_at_each() {
+    let stream = b": test stream\n\n\
+        data: first event\nid: 1\n\n\
+        data:second event\nid\n\n\
+        data:  third event\n\n";
+    let parser = parse_every_way(
+        stream,
+        &[
+            event("message", "first event", "1", None),
+            // An `id` with no value resets the last event id.
+            event("message", "second event", "", None),
+            // Only the first space after the colon is removed.
+            event("message", " third event", "", None),
+        ],
+    );
+    assert_eq!(parser.comments(), 1);
+    assert_eq!(parser.last_event_id(), "");
+
+    // Block by block: the last event id the stream would reconnect with.
+    let mut parser = EventParser::new();
+    assert!(parser.feed(b": test stream\n\n").is_empty());
+    assert_eq!(parser.last_event_id(), "");
+    assert_eq!(
+        parser.feed(b"data: first event\nid: 1\n\n"),
+        [event("message", "first event", "1", None)]
+    );
+    assert_eq!(parser.last_event_id(), "1");
+    assert_eq!(
+        parser.feed(b"data:second event\nid\n\n"),
+        [event("message", "second event", "", None)]
+    );
+    assert_eq!(parser.last_event_id(), "");
+    // The end of the stream is not enough to dispatch the last event.
+    assert!(parser.feed(b"data:  third event\n").is_empty());
+    assert!(parser.has_pending());
+    assert_eq!(
+        parser.feed(b"\n"),
+        [event("message", " third event", "", None)]
+    );
+    assert!(!parser.has_pending());
+}
+
+#[test]
+fn spec_data_with_and_without_a_colon_and_an_undispatched_last_block() {
+    // `data` alone and `data:` are the same field with an empty value. The
+    // first block is an empty message, the second one newline; the last is
+    // not followed by a blank line, so it is never dispatched.
+    let parser = parse_every_way(b"data\n\ndata\ndata\n\ndata:", &[msg(""), msg("\n")]);
+    assert!(parser.has_pending());
+    let mut parser = parse_every_way(b"data\n\ndata\ndata\n\ndata:\n", &[msg(""), msg("\n")]);
+    assert!(parser.has_pending());
+    // Followed by a blank line, the last block is an empty message too.
+    assert_eq!(parser.feed(b"\n"), [msg("")]);
+    assert!(!parser.has_pending());
+}
+
+#[test]
+fn spec_the_space_after_the_colon_is_ignored_if_present() {
+    parse_every_way(b"data:test\n\ndata: test\n\n", &[msg("test"), msg("test")]);
+}
