@@ -45,6 +45,9 @@
 
 use std::borrow::Cow;
 
+/// The byte order mark, skipped once at the start of the stream.
+const BOM: &str = "\u{feff}";
+
 /// One dispatched event, as an `EventSource` would see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedEvent {
@@ -110,6 +113,11 @@ pub struct EventParser {
     after_cr: bool,
     /// At least one line has been processed (the BOM check is done).
     first_line_done: bool,
+    /// A `data`, `event` or `id` field has been read since the last blank
+    /// line: the block is pending, and is discarded if the stream ends now.
+    /// (Not the same as a non-empty buffer: `event:` and `id:` may be empty,
+    /// and an empty `id:` still resets the last event id at dispatch.)
+    block_pending: bool,
     data: String,
     event_type: String,
     last_event_id_buffer: String,
@@ -174,16 +182,22 @@ impl EventParser {
         self.comments
     }
 
-    /// True when a partial line or undispatched fields are pending (they are
-    /// discarded if the stream ends now).
+    /// True when a partial line, or a `data`, `event` or `id` field not yet
+    /// followed by the blank line that dispatches it, is pending: it is
+    /// discarded if the stream ends now (a pending `id` never becomes the
+    /// last event id). Comments, unknown fields and `retry` (applied at
+    /// once) leave nothing pending.
     pub fn has_pending(&self) -> bool {
-        !self.line.is_empty() || !self.data.is_empty() || !self.event_type.is_empty()
+        // A whole leading BOM waiting for the rest of its line is no data.
+        let partial_line =
+            !self.line.is_empty() && (self.first_line_done || self.line != BOM.as_bytes());
+        partial_line || self.block_pending
     }
 
     fn process_line(&mut self, mut raw: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
         if !self.first_line_done {
             self.first_line_done = true;
-            raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+            raw = raw.strip_prefix(BOM.as_bytes()).unwrap_or(raw);
         }
         // The stream is decoded as UTF-8 with replacement; line ends are
         // ASCII, so decoding line by line is the same. (Checking first is
@@ -209,15 +223,18 @@ impl EventParser {
         };
         match field {
             "event" => {
+                self.block_pending = true;
                 self.event_type.clear();
                 self.event_type.push_str(value);
             }
             "data" => {
+                self.block_pending = true;
                 self.data.push_str(value);
                 self.data.push('\n');
             }
             // An id containing NUL is ignored.
             "id" if !value.contains('\0') => {
+                self.block_pending = true;
                 self.last_event_id_buffer.clear();
                 self.last_event_id_buffer.push_str(value);
             }
@@ -249,6 +266,7 @@ impl EventParser {
         }
         self.data.clear();
         self.event_type.clear();
+        self.block_pending = false;
     }
 }
 

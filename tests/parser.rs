@@ -694,3 +694,53 @@ fn utf8_split_across_feeds() {
     assert_eq!(parser.feed(b"\x98x\n\n"), [msg("\u{fffd}x")]);
     // parse_every_way cuts every stream of the tests above at every point.
 }
+
+// What is pending at the end of the stream.
+
+#[test]
+fn pending_fields_at_the_end_of_the_stream_are_not_dispatched() {
+    for pending in [
+        &b"data: x\n"[..],
+        b"data: x",
+        b"data: x\r",
+        b"data: x\r\n",
+        b"data\n",
+        b"event: e\n",
+        b"id: 1\n",
+        b"id\n",
+        b"data: a\n\ndata: b\n",
+        b"\xEF",
+        b"\xEF\xBB",
+        b"\xEF\xBB\xBFd",
+        b"\xEF\xBB\xBFid: 1\n",
+        b":",
+        b"retry: 1",
+        b"foo",
+    ] {
+        let show = String::from_utf8_lossy(pending);
+        let mut parser = EventParser::new();
+        let dispatched = parser.feed(pending);
+        assert!(parser.has_pending(), "{show:?}");
+        assert_eq!(
+            dispatched.len(),
+            usize::from(pending.starts_with(b"data: a\n\n"))
+        );
+        // A pending id has not become the last event id.
+        assert_eq!(parser.last_event_id(), "", "{show:?}");
+    }
+    for done in [
+        &b""[..],
+        b"data: x\n\n",
+        b"data: x\r\r",
+        b": c\n",
+        b"retry: 5\n",
+        b"foo: bar\n",
+        b"id: 1\0\n",
+        BOM,
+        b"\n",
+    ] {
+        let mut parser = EventParser::new();
+        parser.feed(done);
+        assert!(!parser.has_pending(), "{:?}", String::from_utf8_lossy(done));
+    }
+}
