@@ -149,6 +149,8 @@ mod hub_thread;
 mod writer;
 // The handles programs hold.
 mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 mod hub;
 mod server;
 

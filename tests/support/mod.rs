@@ -14,6 +14,7 @@ pub mod fixed;
 pub mod hubs;
 pub mod proc;
 pub mod raw;
+pub mod relay;
 pub mod wait;
 
 /// Turns on the crate's logging when `RUST_LOG` asks for it.
