@@ -306,8 +306,9 @@ impl EventSource {
         }
     }
 
-    /// The last event id seen: what the next reconnect sends as
-    /// `Last-Event-ID`.
+    /// The last event id the stream has set (as of the last block read,
+    /// events not yet yielded included): what the next reconnect sends as
+    /// `Last-Event-ID`. Each event carries the id as of itself.
     pub fn last_event_id(&self) -> &str {
         &self.last_event_id
     }
@@ -421,6 +422,13 @@ impl EventSource {
                 self.parser.feed_with(&self.buffer[..n], |event| {
                     queued.push_back(event.to_parsed())
                 });
+                // Every dispatch sets the last event id, an event or not (a
+                // block with an `id:` and no data); a stream that has not
+                // had a dispatch yet keeps the one from before.
+                if self.parser.blocks() > 0 {
+                    self.last_event_id.clear();
+                    self.last_event_id.push_str(self.parser.last_event_id());
+                }
                 if let Some(retry) = self.parser.retry() {
                     let server = Duration::from_millis(retry);
                     self.retry = clamp(server, self.settings.min_retry, self.settings.max_retry);
@@ -454,7 +462,6 @@ impl Iterator for EventSource {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(event) = self.queued.pop_front() {
-                self.last_event_id.clone_from(&event.last_event_id);
                 return Some(Ok(event));
             }
             match std::mem::replace(&mut self.state, State::Closed) {

@@ -124,6 +124,7 @@ pub struct EventParser {
     last_event_id: String,
     retry: Option<u64>,
     comments: usize,
+    blocks: u64,
 }
 
 impl EventParser {
@@ -180,6 +181,14 @@ impl EventParser {
     /// How many comment lines have been seen.
     pub fn comments(&self) -> usize {
         self.comments
+    }
+
+    /// How many blank lines have ended a block: each is a dispatch, which
+    /// sets [`last_event_id`](EventParser::last_event_id) whether or not the
+    /// block had data to make an event. Zero means the stream has not set
+    /// the last event id yet.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
     }
 
     /// True when a partial line, or a `data`, `event` or `id` field not yet
@@ -249,6 +258,7 @@ impl EventParser {
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(EventRef<'_>)) {
+        self.blocks += 1;
         self.last_event_id.clone_from(&self.last_event_id_buffer);
         if !self.data.is_empty() {
             let data = self.data.strip_suffix('\n').unwrap_or(&self.data);

@@ -228,7 +228,9 @@ fn silent_server() -> (String, mpsc::Receiver<String>) {
                 }
                 head.push_str(&line);
             }
-            let body = format!("id: {n}\ndata: hello {n}\n\n");
+            // An event, then a block with only an id: it sets the last
+            // event id too.
+            let body = format!("id: {n}\ndata: hello {n}\n\nid: {n}-after\n\n");
             let answer = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
                  Content-Length: 1000000\r\n\r\n{body}"
@@ -259,7 +261,7 @@ fn a_silent_server_is_noticed_within_the_read_timeout() {
         "{second:?}"
     );
     assert!(waited >= timeout, "noticed after {waited:?}");
-    // It reconnects, sending the last event id it saw.
+    // It reconnects, sending the last event id the stream set.
     let again = source.next().expect("an item").expect("an event");
     assert_eq!(again.data, "hello 1");
     // (Header names in any case: HTTP's are case-insensitive.)
@@ -270,10 +272,11 @@ fn a_silent_server_is_noticed_within_the_read_timeout() {
     let second_head = heads.recv_timeout(WAIT).expect("the second request");
     let second_head = second_head.to_ascii_lowercase();
     assert!(
-        second_head.contains("\r\nlast-event-id: 0\r\n"),
+        second_head.contains("\r\nlast-event-id: 0-after\r\n"),
         "{second_head:?}"
     );
-    assert_eq!(source.last_event_id(), "1");
+    assert_eq!(again.last_event_id, "1");
+    assert_eq!(source.last_event_id(), "1-after");
 }
 
 #[test]

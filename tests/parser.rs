@@ -744,3 +744,19 @@ fn pending_fields_at_the_end_of_the_stream_are_not_dispatched() {
         assert!(!parser.has_pending(), "{:?}", String::from_utf8_lossy(done));
     }
 }
+
+#[test]
+fn blocks_counts_every_dispatch_with_or_without_data() {
+    let mut parser = EventParser::new();
+    assert_eq!(parser.blocks(), 0);
+    parser.feed(b": a comment\n");
+    assert_eq!(parser.blocks(), 0, "a comment ends no block");
+    let events = parser.feed(b"id: 1\n\ndata: x\n\n\n");
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        parser.blocks(),
+        3,
+        "an id-only block, an event, an empty block"
+    );
+    assert_eq!(parser.last_event_id(), "1");
+}
