@@ -112,8 +112,11 @@ impl HubBuilder {
     /// a second (`TCP_USER_TIMEOUT`, which on Linux also counts while a
     /// client's receive window stays closed). When events come so slowly
     /// that the buffers (up to a few MB) take longer than that to fill, the
-    /// kernel's cut comes first; the writer then sees only a broken pipe,
-    /// and the hook says [`Closed`]. Applies to connections accepted by
+    /// kernel's cut comes first; the hook still says [`TimedOut`] when the
+    /// writer can see the kernel's timeout error, and [`Closed`] where
+    /// `tiny_http`'s reading thread took that error first (a stream that
+    /// could not let that thread go, see the crate docs). Applies to
+    /// connections accepted by
     /// [`Server`](crate::Server), whose sockets get a send timeout and
     /// `TCP_USER_TIMEOUT` from its listening socket; a connection from a
     /// `tiny_http` server of the caller's has no socket timeout, so there a

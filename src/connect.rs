@@ -169,9 +169,12 @@ impl Decision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// The client closed the connection (seen as a reset or broken pipe on
-    /// the next write). Also what a client that stopped reading is reported
-    /// as when the kernel cut it off before the write timeout ran out (see
+    /// The client closed or reset the connection (seen by the watch thread,
+    /// or as a reset or broken pipe on the next write). Where the kernel's
+    /// own timeout error cannot be seen any more (a stream whose socket
+    /// `tiny_http`'s reading thread still holds, see the crate docs), also
+    /// what a client that stopped reading is reported as when the kernel cut
+    /// it off before the write timeout ran out (see
     /// [`HubBuilder::write_timeout`](crate::HubBuilder::write_timeout)).
     Closed,
     /// Writing to the client failed for another reason.

@@ -86,8 +86,8 @@ impl HubThread {
                     Err(_) => break,
                 },
                 recv(self.remove_rx) -> removal => {
-                    if let Ok(Removal { id, done }) = removal {
-                        self.remove(id);
+                    if let Ok(Removal { id, counters, done }) = removal {
+                        self.remove(id, &counters);
                         if let Some(done) = done {
                             let _ = done.send(());
                         }
@@ -171,8 +171,14 @@ impl HubThread {
         Frame::new(encode::gap(gap_event, id.as_deref(), "unknown-id"), 0)
     }
 
-    fn remove(&mut self, id: ClientId) {
-        if let Some(at) = self.clients.iter().position(|client| client.id == id) {
+    /// Removes the client `id` whose counters are `counters`, if it is
+    /// still registered (not a newer client with the same id).
+    fn remove(&mut self, id: ClientId, counters: &Arc<ClientCounters>) {
+        if let Some(at) = self
+            .clients
+            .iter()
+            .position(|client| client.id == id && Arc::ptr_eq(&client.counters, counters))
+        {
             self.clients.swap_remove(at);
             self.forget(&[id]);
         }
@@ -328,4 +334,64 @@ impl HubThread {
 /// The gap event telling a client it missed `events` events.
 fn missed_frame(gap_event: Option<&str>, events: u64) -> Frame {
     Frame::new(encode::gap(gap_event, None, &format!("missed {events}")), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// Registers a client `id` with `counters`; true when it joined. Gives
+    /// back its queue's receiver, which must live for the client to stay.
+    fn register(
+        hub: &mut HubThread,
+        id: ClientId,
+        counters: &Arc<ClientCounters>,
+    ) -> (bool, Receiver<Frame>) {
+        let (queue, frames) = crossbeam_channel::unbounded();
+        let (registered, answer) = crossbeam_channel::bounded(1);
+        hub.add(Registration {
+            id,
+            queue,
+            counters: Arc::clone(counters),
+            topics: Vec::new(),
+            last_event_id: None,
+            registered,
+        });
+        (answer.recv() == Ok(true), frames)
+    }
+
+    #[test]
+    fn a_late_removal_leaves_a_newer_client_with_the_same_id_alone() {
+        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
+        let (_notify_tx, notify_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(add_tx, remove_tx, Config::default()));
+        let mut hub = HubThread::new(
+            add_rx,
+            remove_rx,
+            notify_rx,
+            Arc::clone(&shared),
+            "t-".into(),
+        );
+        let id = ClientId::new(7);
+
+        let old = Arc::new(ClientCounters::default());
+        let (joined, _old_frames) = register(&mut hub, id, &old);
+        assert!(joined);
+        // The watch thread has the old client removed...
+        hub.remove(id, &old);
+        assert!(hub.clients.is_empty());
+        // ... a new client takes the id ...
+        let new = Arc::new(ClientCounters::default());
+        let (joined, _new_frames) = register(&mut hub, id, &new);
+        assert!(joined, "the id is free again");
+        // ... and the old client's writer, leaving late, removes nothing.
+        hub.remove(id, &old);
+        assert_eq!(hub.clients.len(), 1);
+        assert!(lock(&shared.clients).contains_key(&id));
+        hub.remove(id, &new);
+        assert!(hub.clients.is_empty());
+        assert!(lock(&shared.clients).is_empty());
+    }
 }

@@ -126,6 +126,7 @@ mod encode;
 mod error;
 mod event;
 mod frame;
+pub mod parse;
 mod retry;
 mod stats;
 mod sync;
@@ -148,6 +149,8 @@ mod hub_thread;
 mod writer;
 // The handles programs hold.
 mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 mod hub;
 mod server;
 

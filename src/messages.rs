@@ -54,6 +54,11 @@ pub(crate) struct Registration {
 /// A client leaving.
 pub(crate) struct Removal {
     pub(crate) id: ClientId,
+    /// Which client of that id: its counters. An id is free again once its
+    /// client has left, and a removal sent late (by the writer, after the
+    /// watch thread already had the client removed) must not remove a
+    /// newer client that took the same id.
+    pub(crate) counters: Arc<ClientCounters>,
     /// Answered once the hub thread has let go of the client, for a
     /// caller that waits for that.
     pub(crate) done: Option<Sender<()>>,

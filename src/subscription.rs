@@ -213,6 +213,7 @@ impl Subscription {
         let (gone_tx, gone_rx) = crossbeam_channel::bounded(1);
         let removal = Removal {
             id: self.id,
+            counters: Arc::clone(&self.counters),
             done: Some(gone_tx),
         };
         if self.shared.remove_tx.send(removal).is_ok() {
@@ -247,6 +248,7 @@ impl Drop for Subscription {
         if !self.left {
             let _ = self.shared.remove_tx.send(Removal {
                 id: self.id,
+                counters: Arc::clone(&self.counters),
                 done: None,
             });
         }

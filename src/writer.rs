@@ -236,7 +236,7 @@ impl Stream {
                 }
                 Err(RecvTimeoutError::Timeout) => self.out.extend_from_slice(KEEP_ALIVE),
                 Err(RecvTimeoutError::Disconnected) if self.peer_closed() => {
-                    return Ending::PeerClosed;
+                    return self.peer_gone();
                 }
                 Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
@@ -252,6 +252,20 @@ impl Stream {
             if self.out.capacity() > KEEP_BUFFER {
                 self.out = Vec::with_capacity(256);
             }
+        }
+    }
+
+    /// The watch thread found the connection closed or reset, or cut by
+    /// the kernel: one last write, not retried, tells a client that took
+    /// nothing for too long (the kernel's `TCP_USER_TIMEOUT` fired, and its
+    /// `ETIMEDOUT` is still pending on the socket) from one that closed.
+    /// The write ends a chunked stream properly (for a client that only
+    /// half-closed), and is a comment line otherwise.
+    fn peer_gone(&mut self) -> Ending {
+        let last = if self.chunked { LAST_CHUNK } else { KEEP_ALIVE };
+        match self.writer.write(last).and_then(|_| self.writer.flush()) {
+            Err(e) if e.kind() == ErrorKind::TimedOut => Ending::TimedOut,
+            _ => Ending::PeerClosed,
         }
     }
 

@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use sse_server::parse::parse_all;
 use sse_server::{ClientStats, Error, Event, Frame, Hub, HubBuilder, Server, Stats, Subscription};
 use support::hubs::{assert_refuses_everything, plain_hub};
-use support::parser::parse_all;
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);

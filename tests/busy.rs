@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
+use sse_server::parse::ParsedEvent;
 use sse_server::tiny_http;
 use sse_server::{Cors, Error, Hub, Server};
 use support::client::{Client, End, Framing};
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::parser::ParsedEvent;
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);

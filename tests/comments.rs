@@ -8,11 +8,11 @@ mod support;
 
 use std::time::Duration;
 
+use sse_server::parse::ParsedEvent;
 use sse_server::{Event, Hub, Server};
 use support::client::Client;
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::parser::ParsedEvent;
 use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -8,11 +8,11 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
+use sse_server::parse::EventParser;
 use sse_server::{Server, Subscription};
 use support::client::{Client, read_events};
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::parser::EventParser;
 
 const THREADS: usize = 8;
 const PER_THREAD: usize = 500;

@@ -8,9 +8,9 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use sse_server::parse::parse_all;
 use sse_server::{Event, Server};
 use support::hubs::plain_hub;
-use support::parser::parse_all;
 use support::wait::wait_until;
 
 /// Kills curl if the test fails before it exits.

@@ -7,14 +7,22 @@
 //! LF), type, last event id and retry (capped at a day) that were set: no
 //! injected field, no extra event. A failing case is shrunk (pieces removed
 //! while it still fails) and the smallest input is printed.
+//!
+//! A second property builds streams: several events and comments
+//! (`Event::comment`) in a row, some with ids (empty ones too), some with a
+//! retry, sometimes after a BOM, encoded and concatenated, then cut at
+//! random points and fed piece by piece (through `feed` or `feed_with`).
+//! They must give back exactly the events, in order, with the last event id
+//! and the retry carried as state from event to event, and no event for a
+//! comment.
 
 mod support;
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use sse_server::parse::{EventParser, ParsedEvent};
 use sse_server::{Error, Event, Hub};
-use support::parser::{EventParser, ParsedEvent};
 
 const CASES: usize = 5_000;
 
@@ -382,4 +390,241 @@ fn notify_data_parses_back_to_exactly_itself() {
         assert!(!parser.has_pending(), "case {n}: notify({data:?})");
     }
     hub.shutdown().expect("shutdown");
+}
+
+/// How many streams the sequence property builds.
+const STREAMS: usize = 3_000;
+
+/// One item of a generated stream: an event (with optional fields) or a
+/// comment made with `Event::comment`, as plain strings so that a failing
+/// stream can be shrunk item by item.
+#[derive(Clone, Debug)]
+struct Item {
+    /// `Event::comment(text)`; otherwise `Event::new(data)`.
+    comment_only: Option<String>,
+    data: String,
+    comment: Option<String>,
+    name: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+}
+
+impl Rng {
+    /// Text from pieces with no CR, LF or NUL: a valid event name or id.
+    fn valid_field(&mut self, max: usize) -> String {
+        let n = self.below(max + 1);
+        let mut out = String::new();
+        while out.len() < n {
+            let piece = PIECES[self.below(PIECES.len())];
+            if !piece.contains(['\r', '\n', '\0']) {
+                out.push_str(piece);
+            }
+        }
+        out
+    }
+
+    fn item(&mut self) -> Item {
+        let retry = self.chance(4).then(|| match self.below(3) {
+            0 => self.next() % 1_000,
+            1 => self.next() % 100_000_000,
+            // Past the one-day cap.
+            _ => self.next() % (1 << 40),
+        });
+        if self.chance(4) {
+            return Item {
+                comment_only: Some(self.pieces(6).concat()),
+                data: String::new(),
+                comment: None,
+                name: None,
+                id: None,
+                retry,
+            };
+        }
+        Item {
+            comment_only: None,
+            data: self.pieces(8).concat(),
+            comment: self.chance(4).then(|| self.pieces(4).concat()),
+            name: self.chance(2).then(|| self.valid_field(3)),
+            // Now and then an empty id, which resets the last event id.
+            id: self.chance(3).then(|| self.valid_field(3)),
+            retry,
+        }
+    }
+}
+
+impl Item {
+    fn to_event(&self) -> Event {
+        let mut event = match &self.comment_only {
+            Some(text) => Event::comment(text.as_str()),
+            None => Event::new(self.data.as_str()),
+        };
+        if let Some(comment) = &self.comment {
+            event = event.with_comment(comment.as_str());
+        }
+        if let Some(name) = &self.name {
+            event = event.with_event(name.as_str()).expect("a valid name");
+        }
+        if let Some(id) = &self.id {
+            event = event.with_id(id.as_str()).expect("a valid id");
+        }
+        if let Some(retry) = self.retry {
+            event = event.with_retry(Duration::from_millis(retry));
+        }
+        event
+    }
+}
+
+/// What a parser must end with after a whole stream.
+struct Expected {
+    events: Vec<ParsedEvent>,
+    last_event_id: String,
+    retry: Option<u64>,
+    comments: usize,
+}
+
+/// The events the items make, with the last event id and the retry as
+/// state carried from item to item; comments make none.
+fn expected(items: &[Item]) -> Expected {
+    let lines = |text: &str| normalised(text).split('\n').count();
+    let mut out = Expected {
+        events: Vec::new(),
+        last_event_id: String::new(),
+        retry: None,
+        comments: 0,
+    };
+    for item in items {
+        if let Some(retry) = item.retry {
+            // Event::with_retry caps the reconnection time at a day.
+            out.retry = Some(retry.min(24 * 60 * 60 * 1000));
+        }
+        if let Some(text) = &item.comment_only {
+            out.comments += lines(text);
+            continue;
+        }
+        out.comments += item.comment.as_deref().map_or(0, lines);
+        if let Some(id) = &item.id {
+            out.last_event_id.clone_from(id);
+        }
+        out.events.push(ParsedEvent {
+            event_type: match item.name.as_deref() {
+                None | Some("") => "message".to_owned(),
+                Some(name) => name.to_owned(),
+            },
+            data: normalised(&item.data),
+            last_event_id: out.last_event_id.clone(),
+            retry: out.retry,
+        });
+    }
+    out
+}
+
+/// Encodes the items, concatenates them (after a BOM when `bom`), cuts the
+/// stream into random pieces drawn from `cut_seed`, feeds them one by one
+/// and compares; `Err` says what went wrong.
+fn check_stream(items: &[Item], bom: bool, cut_seed: u64) -> Result<(), String> {
+    let mut stream = Vec::new();
+    if bom {
+        stream.extend_from_slice("\u{feff}".as_bytes());
+    }
+    for item in items {
+        stream.extend_from_slice(&item.to_event().to_bytes());
+    }
+    let expected = expected(items);
+
+    let mut rng = Rng(cut_seed);
+    let borrowed = rng.chance(2);
+    let mut parser = EventParser::new();
+    let mut events = Vec::new();
+    let mut cuts = Vec::new();
+    let mut rest = &stream[..];
+    while !rest.is_empty() {
+        // Mostly small pieces (every kind of split), now and then a large one.
+        let max = if rng.chance(4) { 256 } else { 4 };
+        let len = (1 + rng.below(max)).min(rest.len());
+        let (piece, after) = rest.split_at(len);
+        if borrowed {
+            parser.feed_with(piece, |event| events.push(event.to_parsed()));
+        } else {
+            events.extend(parser.feed(piece));
+        }
+        cuts.push(len);
+        rest = after;
+    }
+
+    let show = || {
+        format!(
+            "stream {:?}, cut into pieces of {cuts:?} bytes",
+            String::from_utf8_lossy(&stream)
+        )
+    };
+    if events != expected.events {
+        return Err(format!(
+            "parsed {events:#?}\nexpected {:#?}\n{}",
+            expected.events,
+            show()
+        ));
+    }
+    if parser.has_pending() {
+        return Err(format!("the parser holds a partial event; {}", show()));
+    }
+    if parser.last_event_id() != expected.last_event_id || parser.retry() != expected.retry {
+        return Err(format!(
+            "ends with last event id {:?} and retry {:?}, expected {:?} and {:?}; {}",
+            parser.last_event_id(),
+            parser.retry(),
+            expected.last_event_id,
+            expected.retry,
+            show()
+        ));
+    }
+    if parser.comments() != expected.comments {
+        return Err(format!(
+            "{} comment lines, expected {}; {}",
+            parser.comments(),
+            expected.comments,
+            show()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_sequence_of_events_cut_anywhere_parses_back_to_exactly_itself() {
+    let mut rng = Rng(0x5eed_0003);
+    let (mut events, mut comments, mut ids) = (0, 0, 0);
+    for n in 0..STREAMS {
+        let count = 1 + rng.below(8);
+        let mut items: Vec<Item> = (0..count).map(|_| rng.item()).collect();
+        let bom = rng.chance(5);
+        let cut_seed = rng.next();
+        if let Err(failure) = check_stream(&items, bom, cut_seed) {
+            // Shrink: drop items while the stream still fails, same cuts.
+            let mut failure = failure;
+            'shrink: loop {
+                for i in 0..items.len() {
+                    let mut fewer = items.clone();
+                    fewer.remove(i);
+                    if let Err(e) = check_stream(&fewer, bom, cut_seed) {
+                        items = fewer;
+                        failure = e;
+                        continue 'shrink;
+                    }
+                }
+                break;
+            }
+            panic!("stream {n} fails: {failure}\n  smallest items: {items:#?}");
+        }
+        for item in &items {
+            if item.comment_only.is_some() {
+                comments += 1;
+            } else {
+                events += 1;
+                ids += usize::from(item.id.is_some());
+            }
+        }
+    }
+    // The generator reaches every kind of item.
+    assert!(events > STREAMS * 2, "{events} events");
+    assert!(comments > STREAMS / 2, "{comments} comments");
+    assert!(ids > STREAMS / 2, "{ids} ids");
 }

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sse_server::crossbeam_channel::{self, Receiver};
+use sse_server::parse::ParsedEvent;
 use sse_server::{
     ClientId, Decision, Disconnect, DisconnectReason, Event, Hub, HubBuilder, Server, SlowClient,
 };
 use support::client::{Client, End, read_events};
+use support::events::datas;
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::parser::{ParsedEvent, datas};
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);

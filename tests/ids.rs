@@ -6,11 +6,11 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sse_server::parse::EventParser;
 use sse_server::{ClientId, Decision, Event, Hub, Server, SubscribeOptions};
 use support::client::{Client, read_events};
 use support::hubs::sub_events;
 use support::init_logging;
-use support::parser::EventParser;
 use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "event",
             "frame",
+            "parse",
             "retry",
             "stats",
             "sync",
@@ -56,7 +57,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         "the threads and the HTTP side",
         &["acceptor", "history", "http", "hub_thread", "writer"],
     ),
-    ("the handles programs hold", &["builder", "hub", "server"]),
+    (
+        "the handles programs hold",
+        &["builder", "client", "hub", "server"],
+    ),
 ];
 
 /// Folders whose files are modules of their own (`crate::folder::file`).

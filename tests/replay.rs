@@ -10,11 +10,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::crossbeam_channel;
+use sse_server::parse::{EventParser, ParsedEvent};
 use sse_server::{Decision, Error, Event, Hub, Server, SubscribeOptions};
 use support::client::{Client, open_stream, read_events};
+use support::events::datas;
 use support::hubs::sub_events;
 use support::init_logging;
-use support::parser::{EventParser, ParsedEvent, datas};
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use sse_server::{ClientId, Decision, Error, Event, Hub, Server, SubscribeOptions};
 use support::client::{Client, open_stream, read_events};
+use support::events::datas;
 use support::hubs::{client_ids, new_client_id, plain_hub};
 use support::init_logging;
-use support::parser::datas;
 use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -22,12 +22,12 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
+use sse_server::parse::ParsedEvent;
 use sse_server::{ClientId, DisconnectReason, Hub, Server, SlowClient};
 use support::client::{Client, End};
 use support::fixed::fixed_payload;
 use support::hubs::{new_client_id, plain_hub};
 use support::init_logging;
-use support::parser::ParsedEvent;
 use support::wait::wait_until;
 
 const BIG: usize = 64 * 1024;

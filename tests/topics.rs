@@ -7,11 +7,12 @@ mod support;
 
 use std::time::Duration;
 
+use sse_server::parse::EventParser;
 use sse_server::{Decision, Event, Hub, MAX_TOPICS, Server, SubscribeOptions, Subscription};
 use support::client::{Client, open_stream, read_events};
+use support::events::datas;
 use support::hubs::{plain_hub, sub_events};
 use support::init_logging;
-use support::parser::{EventParser, datas};
 use support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
+use sse_server::parse::{ParsedEvent, parse_all};
 use sse_server::{Error, Event, Hub, Server};
 use support::client::{Client, End, Framing};
 use support::hubs::plain_hub;
-use support::parser::{ParsedEvent, parse_all};
 use support::wait::ms;
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -16,10 +16,10 @@ use sse_server::crossbeam_channel::{self, RecvTimeoutError};
 use crate::Res;
 use crate::args::{self, Arg, Parser};
 use crate::chunked::ChunkDecoder;
-use crate::parser::{EventParser, EventRef};
 use crate::procfs::{cpu_ticks, ticks_ms};
 use crate::report::ClientReport;
 use crate::system::unix_ns;
+use sse_server::parse::{EventParser, EventRef};
 
 /// The argument that makes this binary the client process.
 pub const CHILD_MARKER: &str = "--fanout-clients";

@@ -13,8 +13,8 @@
 //!    so that `/proc/self/stat` of this process is the server's CPU alone. The
 //!    child opens N HTTP/1.1 streams to `/events` (at most 64 handshakes at a
 //!    time, one thread per client), reads them with the tests' chunked
-//!    decoder and event-stream parser (`tests/support/chunked.rs` and
-//!    `parser.rs`), and measures each event's latency from the send
+//!    decoder (`tests/support/chunked.rs`) and the crate's event-stream
+//!    parser ([`sse_server::parse`]), and measures each event's latency from the send
 //!    timestamp in its data (`"<seq> <send_unix_ns> "`, padded with `x`, as
 //!    in `shared/bench`). Two scenarios per client count: `burst` (M events
 //!    as fast as `notify` takes them) and `paced` (a steady rate).
@@ -40,7 +40,7 @@
 //! runs on the same machine, not absolutes. CPU comes from `utime + stime`
 //! in clock ticks (assumed 100 Hz), so compare ns per delivered event only
 //! for runs that used a few hundred ms of CPU. The client process shares
-//! the machine, and reads every event with the tests' full WHATWG parser
+//! the machine, and reads every event with the crate's full WHATWG parser
 //! (`EventParser::feed_with`: UTF-8 checked, ids kept, no allocation per
 //! event), which costs it more than the server spends delivering the event:
 //! a burst to 1,000 clients is limited by the client process (2.6 to
@@ -54,7 +54,7 @@
 //! [`fanout`] (the server side of part 1 and its table), [`child`] (the
 //! server's handle on the client process), [`clients`] (the client process
 //! and its client threads, which read through the tests' [`chunked`] and
-//! [`parser`]), [`report`] (the line the client process reports in),
+//! the crate's [`sse_server::parse`]), [`report`] (the line the client process reports in),
 //! [`notify`] (part 2) and [`system`] (this process, this machine, the
 //! clock). [`args`], [`procfs`] and [`wait`], in `benches/common/`, are
 //! shared with the other bench.
@@ -62,9 +62,8 @@
 #[path = "../common/args.rs"]
 mod args;
 mod child;
-// The tests' chunked decoder and event-stream parser: the client threads read
-// the streams as the tests (and a browser) do. Parts only the tests use are
-// left unused here.
+// The tests' chunked decoder: the client threads read the streams as the
+// tests do. Parts only the tests use are left unused here.
 #[allow(dead_code)]
 #[path = "../../tests/support/chunked.rs"]
 mod chunked;
@@ -72,9 +71,6 @@ mod clients;
 mod fanout;
 mod notify;
 mod options;
-#[allow(dead_code)]
-#[path = "../../tests/support/parser.rs"]
-mod parser;
 #[path = "../common/procfs.rs"]
 mod procfs;
 mod report;

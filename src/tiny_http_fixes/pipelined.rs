@@ -115,7 +115,11 @@ impl OpenStreams {
             && !stream.counters.evicted.swap(true, Ordering::Relaxed)
         {
             counters.evicted.fetch_add(1, Ordering::Relaxed);
-            let _ = self.remove_tx.send(Removal { id, done: None });
+            let _ = self.remove_tx.send(Removal {
+                id,
+                counters: Arc::clone(&stream.counters),
+                done: None,
+            });
         }
     }
 
@@ -140,7 +144,11 @@ impl OpenStreams {
             && Arc::ptr_eq(&stream.counters, counters)
             && let Some(id) = stream.client
         {
-            let _ = self.remove_tx.send(Removal { id, done: None });
+            let _ = self.remove_tx.send(Removal {
+                id,
+                counters: Arc::clone(counters),
+                done: None,
+            });
         }
     }
 }

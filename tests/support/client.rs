@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::chunked::{ChunkDecoder, Piece};
-use super::parser::{EventParser, ParsedEvent};
 use super::raw::{find, read_before};
+use sse_server::parse::{EventParser, ParsedEvent};
 
 /// How a response body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::parser::{EventParser, ParsedEvent};
 use super::raw::{find, raw_connect, read_raw};
+use sse_server::parse::{EventParser, ParsedEvent};
 
 /// A hub builder without the stream extras the protocol adds by default
 /// (automatic event ids, the `retry:` line at connect), so that tests can

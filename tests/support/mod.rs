@@ -9,11 +9,12 @@ use std::sync::{Mutex, MutexGuard};
 pub mod child;
 pub mod chunked;
 pub mod client;
+pub mod events;
 pub mod fixed;
 pub mod hubs;
-pub mod parser;
 pub mod proc;
 pub mod raw;
+pub mod relay;
 pub mod wait;
 
 /// Turns on the crate's logging when `RUST_LOG` asks for it.

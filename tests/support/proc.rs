@@ -69,3 +69,37 @@ pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?;
     line.split_whitespace().next()?.parse().ok()
 }
+
+/// How many of this process's descriptors are sockets of a TCP connection
+/// with `port` at either end, from `/proc/self/fd` and `/proc/net/tcp{,6}`.
+/// Unlike [`fd_count`], descriptors of other connections that open and close
+/// meanwhile (a pool kick, an earlier test's socket going away) do not count.
+pub fn descriptors_of_port(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port_of = |field: &str| {
+                field
+                    .rsplit(':')
+                    .next()
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            };
+            if fields.len() > 9
+                && (port_of(fields[1]) == Some(port) || port_of(fields[2]) == Some(port))
+            {
+                inodes.insert(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
+        .count()
+}

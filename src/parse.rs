@@ -1,11 +1,55 @@
-//! A WHATWG-conformant event-stream parser (HTML, "Interpreting an event
-//! stream").
+//! Reading an event stream: an incremental parser that follows the WHATWG
+//! rules ("Interpreting an event stream", HTML Living Standard) exactly.
 //!
-//! Standalone (only `std`), so that a benchmark can include it with
-//! `#[path = "../tests/support/parser.rs"] mod parser;`.
+//! It is fed bytes, in pieces of any size, and hands back each event the
+//! way a browser's `EventSource` dispatches it: its type, its data, the
+//! stream's last event id and reconnection time. It needs no network: a
+//! program with a transport of its own (or a test) feeds it what it reads.
+//!
+//! * The stream is UTF-8; one leading byte order mark is skipped (also when
+//!   it arrives split across reads); invalid bytes become U+FFFD, never a
+//!   panic.
+//! * CR, LF and CRLF all end a line, also when a CRLF is split across
+//!   reads.
+//! * Fields `data`, `event`, `id` and `retry`; one space after the colon is
+//!   dropped; lines starting with `:` are comments; other fields are
+//!   ignored. An `id` holding NUL is ignored; `retry` counts only when it
+//!   is all ASCII digits (a number past `u64` is taken as `u64::MAX`).
+//! * A blank line dispatches the event; a block with no `data` line is not
+//!   dispatched, but its `id` still sets the last event id, which persists
+//!   from event to event until an `id` changes it (an empty `id` resets it).
+//! * What is pending when the stream ends is discarded
+//!   ([`EventParser::has_pending`] tells whether anything is).
+//!
+//! # Examples
+//!
+//! ```
+//! use sse_server::parse::EventParser;
+//!
+//! let mut parser = EventParser::new();
+//! assert!(parser.feed(b"event: greeting\nid: 7\ndata: hel").is_empty());
+//! let events = parser.feed(b"lo\r\n\r\n");
+//! assert_eq!(events.len(), 1);
+//! assert_eq!(events[0].event_type, "greeting");
+//! assert_eq!(events[0].data, "hello");
+//! assert_eq!(events[0].last_event_id, "7");
+//!
+//! // Borrowed, with no allocation per event:
+//! let mut count = 0;
+//! parser.feed_with(b"data: a\n\ndata: b\n\n", |event| {
+//!     assert_eq!(event.last_event_id, "7");
+//!     count += 1;
+//! });
+//! assert_eq!(count, 2);
+//! ```
+
+use std::borrow::Cow;
+
+/// The byte order mark, skipped once at the start of the stream.
+const BOM: &str = "\u{feff}";
 
 /// One dispatched event, as an `EventSource` would see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedEvent {
     /// The event type (`message` when no `event:` field was given).
     pub event_type: String,
@@ -47,7 +91,7 @@ pub struct EventRef<'a> {
 
 impl EventRef<'_> {
     /// The event, owned.
-    pub fn to_owned(self) -> ParsedEvent {
+    pub fn to_parsed(self) -> ParsedEvent {
         ParsedEvent {
             event_type: self.event_type.to_owned(),
             data: self.data.to_owned(),
@@ -69,15 +113,22 @@ pub struct EventParser {
     after_cr: bool,
     /// At least one line has been processed (the BOM check is done).
     first_line_done: bool,
+    /// A `data`, `event` or `id` field has been read since the last blank
+    /// line: the block is pending, and is discarded if the stream ends now.
+    /// (Not the same as a non-empty buffer: `event:` and `id:` may be empty,
+    /// and an empty `id:` still resets the last event id at dispatch.)
+    block_pending: bool,
     data: String,
     event_type: String,
     last_event_id_buffer: String,
     last_event_id: String,
     retry: Option<u64>,
     comments: usize,
+    blocks: u64,
 }
 
 impl EventParser {
+    /// A parser at the start of a stream.
     pub fn new() -> EventParser {
         EventParser::default()
     }
@@ -85,7 +136,7 @@ impl EventParser {
     /// Feeds bytes; returns the events they completed.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
-        self.feed_with(bytes, |event| out.push(event.to_owned()));
+        self.feed_with(bytes, |event| out.push(event.to_parsed()));
         out
     }
 
@@ -132,22 +183,36 @@ impl EventParser {
         self.comments
     }
 
-    /// True when a partial line or undispatched fields are pending (they are
-    /// discarded if the stream ends now).
+    /// How many blank lines have ended a block: each is a dispatch, which
+    /// sets [`last_event_id`](EventParser::last_event_id) whether or not the
+    /// block had data to make an event. Zero means the stream has not set
+    /// the last event id yet.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// True when a partial line, or a `data`, `event` or `id` field not yet
+    /// followed by the blank line that dispatches it, is pending: it is
+    /// discarded if the stream ends now (a pending `id` never becomes the
+    /// last event id). Comments, unknown fields and `retry` (applied at
+    /// once) leave nothing pending.
     pub fn has_pending(&self) -> bool {
-        !self.line.is_empty() || !self.data.is_empty() || !self.event_type.is_empty()
+        // A whole leading BOM waiting for the rest of its line is no data.
+        let partial_line =
+            !self.line.is_empty() && (self.first_line_done || self.line != BOM.as_bytes());
+        partial_line || self.block_pending
     }
 
     fn process_line(&mut self, mut raw: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
         if !self.first_line_done {
             self.first_line_done = true;
-            raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+            raw = raw.strip_prefix(BOM.as_bytes()).unwrap_or(raw);
         }
         // The stream is decoded as UTF-8 with replacement; line ends are
         // ASCII, so decoding line by line is the same. (Checking first is
         // quicker than the lossy decoding where the line is valid.)
         let line = match std::str::from_utf8(raw) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Ok(line) => Cow::Borrowed(line),
             Err(_) => String::from_utf8_lossy(raw),
         };
         if line.is_empty() {
@@ -167,15 +232,18 @@ impl EventParser {
         };
         match field {
             "event" => {
+                self.block_pending = true;
                 self.event_type.clear();
                 self.event_type.push_str(value);
             }
             "data" => {
+                self.block_pending = true;
                 self.data.push_str(value);
                 self.data.push('\n');
             }
             // An id containing NUL is ignored.
             "id" if !value.contains('\0') => {
+                self.block_pending = true;
                 self.last_event_id_buffer.clear();
                 self.last_event_id_buffer.push_str(value);
             }
@@ -190,6 +258,7 @@ impl EventParser {
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(EventRef<'_>)) {
+        self.blocks += 1;
         self.last_event_id.clone_from(&self.last_event_id_buffer);
         if !self.data.is_empty() {
             let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
@@ -207,15 +276,20 @@ impl EventParser {
         }
         self.data.clear();
         self.event_type.clear();
+        self.block_pending = false;
     }
 }
 
-/// Parses a whole stream at once.
+/// Parses a whole stream at once: the events it dispatches (what is pending
+/// at its end is discarded).
+///
+/// # Examples
+///
+/// ```
+/// let events = sse_server::parse::parse_all(b"data: a\n\n: a comment\ndata: b\n\n");
+/// let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
+/// assert_eq!(data, ["a", "b"]);
+/// ```
 pub fn parse_all(bytes: &[u8]) -> Vec<ParsedEvent> {
     EventParser::new().feed(bytes)
-}
-
-/// The data of each event.
-pub fn datas(events: &[ParsedEvent]) -> Vec<String> {
-    events.iter().map(|e| e.data.clone()).collect()
 }

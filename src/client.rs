@@ -1,0 +1,565 @@
+//! A blocking `EventSource` client (feature `client`): it follows one
+//! stream, yields its events, and reconnects like a browser.
+//!
+//! HTTP and HTTPS go through [`ureq`](https://docs.rs/ureq); the stream is
+//! read with the crate's [`parse`](crate::parse) module, which follows the
+//! WHATWG rules exactly. No async runtime: iterating blocks the calling
+//! thread until the next event (or error) comes.
+//!
+//! ```no_run
+//! use sse_server::client::EventSource;
+//!
+//! for event in EventSource::new("http://127.0.0.1:8080/events")? {
+//!     match event {
+//!         Ok(event) => println!("{}: {}", event.event_type, event.data),
+//!         // Network trouble: the source reconnects by itself.
+//!         Err(e) if !e.is_fatal() => eprintln!("{e}; reconnecting"),
+//!         // A status, a content type or a 204 that says stop: the end.
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it differs from a browser's `EventSource`
+//!
+//! * It is an iterator that blocks, not callbacks: `for event in source`.
+//! * Network errors are yielded (and the source reconnects, as a browser
+//!   does); a browser only fires `error`.
+//! * After a failed reconnect it backs off exponentially, with jitter, up to
+//!   [`Builder::max_backoff`]; a browser keeps waiting its `retry` time.
+//! * The server's `retry:` is clamped between [`Builder::min_retry`] and
+//!   [`Builder::max_retry`]: `retry: 0` cannot make it hammer a server.
+//! * A read timeout ([`Builder::read_timeout`]) turns a silent, half-open
+//!   connection into a reconnect; a browser may wait for the operating
+//!   system.
+//! * Custom headers (say, `Authorization`) can be sent.
+//! * Like a browser it sends `Last-Event-ID` when it reconnects, stops on
+//!   `204 No Content`, on any other status but `200`–`299`, and on a content
+//!   type other than `text/event-stream`, and follows redirects.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use crate::parse::{EventParser, ParsedEvent};
+use crate::retry;
+
+/// The reconnection time before the server sets one, by default.
+const RETRY: Duration = Duration::from_secs(3);
+const MIN_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(10 * 60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Three times the server's default keep-alive (15 s).
+const READ_TIMEOUT: Duration = Duration::from_secs(45);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The size of one read from the stream.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Why the source yielded an error. Errors for which
+/// [`is_fatal`](Error::is_fatal) is false are followed by a reconnect;
+/// after a fatal one the iterator ends.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting, or reading the stream, failed (refused, reset, DNS, TLS,
+    /// the stream cut short). The source reconnects.
+    Network(Box<dyn StdError + Send + Sync>),
+    /// Nothing came for the read timeout; the connection was dropped and the
+    /// source reconnects.
+    ReadTimeout(Duration),
+    /// The server answered `204 No Content`: the WHATWG way of telling an
+    /// `EventSource` to stop. Fatal.
+    NoContent,
+    /// The server answered with a status other than `200`–`299`. Fatal.
+    Status(u16),
+    /// The answer's `Content-Type` is not `text/event-stream` (`None`: it
+    /// had none). Fatal.
+    ContentType(Option<String>),
+    /// The URL cannot be fetched: not `http://` or `https://`, or malformed.
+    /// Fatal.
+    Url(String),
+    /// The first connection failed and [`Builder::retry_first_connect`] is
+    /// off. Fatal.
+    FirstConnect(Box<dyn StdError + Send + Sync>),
+}
+
+impl Error {
+    /// True when the source has stopped: the iterator yields nothing more.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Error::Network(_) | Error::ReadTimeout(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Network(e) => write!(f, "the event stream's connection failed: {e}"),
+            Error::ReadTimeout(after) => {
+                write!(f, "the event stream sent nothing for {after:?}")
+            }
+            Error::NoContent => f.write_str("the server answered 204: no more events"),
+            Error::Status(status) => write!(f, "the server answered {status}"),
+            Error::ContentType(Some(kind)) => {
+                write!(f, "the answer is {kind}, not text/event-stream")
+            }
+            Error::ContentType(None) => f.write_str("the answer has no content type"),
+            Error::Url(why) => write!(f, "bad event stream URL: {why}"),
+            Error::FirstConnect(e) => write!(f, "could not connect: {e}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Network(e) | Error::FirstConnect(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Settings for an [`EventSource`], from [`EventSource::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_server::client::EventSource;
+///
+/// let source = EventSource::builder("https://example.com/feed")
+///     .header("Authorization", "Bearer secret")
+///     .last_event_id("41")
+///     .read_timeout(Duration::from_secs(60))
+///     .build()?;
+/// # drop(source);
+/// # Ok::<(), sse_server::client::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    url: String,
+    headers: Vec<(String, String)>,
+    last_event_id: String,
+    retry: Duration,
+    min_retry: Duration,
+    max_retry: Duration,
+    max_backoff: Duration,
+    read_timeout: Duration,
+    connect_timeout: Duration,
+    retry_first_connect: bool,
+}
+
+impl Builder {
+    /// Sends this header with every request (a second call with the same
+    /// name adds another).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `Last-Event-ID` to send on the first request, to resume where an
+    /// earlier run stopped. Defaults to none.
+    pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
+        self.last_event_id = id.into();
+        self
+    }
+
+    /// How long to wait before reconnecting until the server sends a
+    /// `retry:`. Clamped like the server's value. Defaults to 3 seconds.
+    pub fn retry(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The shortest reconnection time taken from the server (or from
+    /// [`retry`](Builder::retry)). Defaults to 500 ms.
+    pub fn min_retry(mut self, min: Duration) -> Self {
+        self.min_retry = min;
+        self
+    }
+
+    /// The longest reconnection time taken from the server. Defaults to 10
+    /// minutes.
+    pub fn max_retry(mut self, max: Duration) -> Self {
+        self.max_retry = max;
+        self
+    }
+
+    /// After a failed connection attempt the next waits twice as long as
+    /// the one before (starting from the reconnection time), with jitter, up
+    /// to this. Defaults to 30 seconds.
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
+        self
+    }
+
+    /// A stream that sends nothing (not even a keep-alive comment) for this
+    /// long is dropped and reconnected. Keep it longer than the server's
+    /// keep-alive interval (this crate's servers send one every 15 s by
+    /// default). Values below 1 ms are raised to 1 ms. Defaults to 45
+    /// seconds.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long connecting (DNS, TCP, TLS) may take. Values below 1 ms are
+    /// raised to 1 ms. Defaults to 10 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether a failed first connection is retried like a dropped one
+    /// (yielding [`Error::Network`] and backing off), as a browser does, or
+    /// ends the source with [`Error::FirstConnect`]. Defaults to true.
+    pub fn retry_first_connect(mut self, retry: bool) -> Self {
+        self.retry_first_connect = retry;
+        self
+    }
+
+    /// The source. It connects when first iterated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Url`] when the URL is not `http://` or `https://`.
+    pub fn build(self) -> Result<EventSource, Error> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(Error::Url(format!(
+                "{:?} is not an http:// or https:// URL",
+                self.url
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_per_read(Some(self.read_timeout))
+            .build()
+            .into();
+        let retry = clamp(self.retry, self.min_retry, self.max_retry);
+        Ok(EventSource {
+            agent,
+            state: State::Connect,
+            parser: EventParser::new(),
+            queued: std::collections::VecDeque::new(),
+            last_event_id: self.last_event_id.clone(),
+            retry,
+            failures: 0,
+            connected: false,
+            buffer: vec![0; READ_SIZE],
+            settings: self,
+        })
+    }
+}
+
+/// A stream of events from one URL: an iterator that blocks until the next
+/// event, reconnecting when the connection drops. See the [module
+/// docs](self).
+pub struct EventSource {
+    agent: ureq::Agent,
+    settings: Builder,
+    state: State,
+    parser: EventParser,
+    queued: std::collections::VecDeque<ParsedEvent>,
+    last_event_id: String,
+    /// The reconnection time, clamped.
+    retry: Duration,
+    /// Connection attempts that failed in a row.
+    failures: u32,
+    /// Whether any connection got a stream going.
+    connected: bool,
+    buffer: Vec<u8>,
+}
+
+enum State {
+    Connect,
+    Reading(Box<dyn Read + Send>),
+    Waiting(Instant),
+    Closed,
+}
+
+impl EventSource {
+    /// A source with the default settings (see [`Builder`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Url`] when the URL is not `http://` or `https://`.
+    pub fn new(url: impl Into<String>) -> Result<EventSource, Error> {
+        EventSource::builder(url).build()
+    }
+
+    /// Settings for a source of `url`.
+    pub fn builder(url: impl Into<String>) -> Builder {
+        Builder {
+            url: url.into(),
+            headers: Vec::new(),
+            last_event_id: String::new(),
+            retry: RETRY,
+            min_retry: MIN_RETRY,
+            max_retry: MAX_RETRY,
+            max_backoff: MAX_BACKOFF,
+            read_timeout: READ_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+            retry_first_connect: true,
+        }
+    }
+
+    /// The last event id the stream has set (as of the last block read,
+    /// events not yet yielded included): what the next reconnect sends as
+    /// `Last-Event-ID`. Each event carries the id as of itself.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// The reconnection time now in force (the server's `retry:`, clamped).
+    pub fn retry(&self) -> Duration {
+        self.retry
+    }
+
+    /// Closes the connection; the iterator yields nothing more.
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.queued.clear();
+    }
+
+    /// One connection attempt: a stream, or the error to yield.
+    fn connect(&mut self) -> Result<Box<dyn Read + Send>, Error> {
+        let mut request = self
+            .agent
+            .get(&self.settings.url)
+            .header("Accept", "text/event-stream")
+            .header("Cache-Control", "no-cache");
+        if !self.last_event_id.is_empty() {
+            request = request.header("Last-Event-ID", &self.last_event_id);
+        }
+        for (name, value) in &self.settings.headers {
+            request = request.header(name, value);
+        }
+        let response = request.call().map_err(|e| match e {
+            ureq::Error::BadUri(why) => Error::Url(why),
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => {
+                Error::ReadTimeout(self.settings.read_timeout)
+            }
+            e => Error::Network(Box::new(e)),
+        })?;
+        let status = response.status().as_u16();
+        if status == 204 {
+            return Err(Error::NoContent);
+        }
+        if !(200..300).contains(&status) {
+            return Err(Error::Status(status));
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let is_event_stream = content_type.as_deref().is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+        if !is_event_stream {
+            return Err(Error::ContentType(content_type));
+        }
+        Ok(Box::new(response.into_body().into_reader()))
+    }
+
+    /// After a connection that failed: the error to yield, and when to try
+    /// again (or the end).
+    fn failed(&mut self, error: Error) -> Error {
+        let error = match error {
+            Error::Network(e) if !self.connected && !self.settings.retry_first_connect => {
+                Error::FirstConnect(e)
+            }
+            Error::ReadTimeout(t) if !self.connected && !self.settings.retry_first_connect => {
+                Error::FirstConnect(Box::new(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {t:?}"),
+                )))
+            }
+            error => error,
+        };
+        if error.is_fatal() {
+            self.close();
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.state = State::Waiting(Instant::now() + self.backoff());
+        }
+        error
+    }
+
+    /// The wait before the next attempt after `failures` failed ones in a
+    /// row: the reconnection time doubled for each, capped, with "equal
+    /// jitter" (half of it fixed, half drawn at random).
+    fn backoff(&self) -> Duration {
+        let doublings = self.failures.saturating_sub(1).min(30);
+        let cap = self.settings.max_backoff.max(self.retry);
+        let base = self.retry.saturating_mul(1 << doublings).min(cap);
+        let half = base / 2;
+        let jitter = retry::jittered_millis(Duration::ZERO, half, u64::from(self.failures));
+        half + Duration::from_millis(jitter)
+    }
+
+    /// The stream ended or broke after it had started: reconnect after the
+    /// reconnection time, with a parser for the new stream.
+    fn stream_ended(&mut self) {
+        self.parser = EventParser::new();
+        self.state = State::Waiting(Instant::now() + self.retry);
+    }
+
+    fn read(&mut self, mut body: Box<dyn Read + Send>) -> Option<Error> {
+        match body.read(&mut self.buffer) {
+            Ok(0) => {
+                log::debug!("the event stream ended; reconnecting in {:?}", self.retry);
+                self.stream_ended();
+                None
+            }
+            Ok(n) => {
+                let queued = &mut self.queued;
+                self.parser.feed_with(&self.buffer[..n], |event| {
+                    queued.push_back(event.to_parsed())
+                });
+                // Every dispatch sets the last event id, an event or not (a
+                // block with an `id:` and no data); a stream that has not
+                // had a dispatch yet keeps the one from before.
+                if self.parser.blocks() > 0 {
+                    self.last_event_id.clear();
+                    self.last_event_id.push_str(self.parser.last_event_id());
+                }
+                if let Some(retry) = self.parser.retry() {
+                    let server = Duration::from_millis(retry);
+                    self.retry = clamp(server, self.settings.min_retry, self.settings.max_retry);
+                }
+                self.state = State::Reading(body);
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.state = State::Reading(body);
+                None
+            }
+            Err(e) => {
+                let error = if is_read_timeout(&e) {
+                    Error::ReadTimeout(self.settings.read_timeout)
+                } else {
+                    Error::Network(Box::new(e))
+                };
+                log::debug!("{error}; reconnecting in {:?}", self.retry);
+                self.stream_ended();
+                Some(error)
+            }
+        }
+    }
+}
+
+impl Iterator for EventSource {
+    type Item = Result<ParsedEvent, Error>;
+
+    /// The next event, or an error; `None` once the source is closed (after
+    /// a fatal error, or [`close`](EventSource::close)). Blocks until then.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Some(Ok(event));
+            }
+            match std::mem::replace(&mut self.state, State::Closed) {
+                State::Closed => return None,
+                State::Waiting(until) => {
+                    let now = Instant::now();
+                    if until > now {
+                        std::thread::sleep(until - now);
+                    }
+                    self.state = State::Connect;
+                }
+                State::Connect => match self.connect() {
+                    Ok(body) => {
+                        log::debug!("connected to {}", self.settings.url);
+                        self.connected = true;
+                        self.failures = 0;
+                        self.state = State::Reading(body);
+                    }
+                    Err(error) => return Some(Err(self.failed(error))),
+                },
+                State::Reading(body) => {
+                    if let Some(error) = self.read(body) {
+                        return Some(Err(error));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Connect => "connecting",
+            State::Reading(_) => "reading",
+            State::Waiting(_) => "waiting to reconnect",
+            State::Closed => "closed",
+        };
+        f.debug_struct("EventSource")
+            .field("url", &self.settings.url)
+            .field("state", &state)
+            .field("last_event_id", &self.last_event_id)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// `value` within `min..=max` (`min` wins if they cross).
+fn clamp(value: Duration, min: Duration, max: Duration) -> Duration {
+    value.min(max).max(min)
+}
+
+/// Whether a read failed because ureq's per-read timeout fired.
+fn is_read_timeout(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
+        return true;
+    }
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut source = EventSource::builder("http://127.0.0.1:1/")
+            .retry(Duration::from_secs(1))
+            .max_backoff(Duration::from_secs(8))
+            .build()
+            .expect("a valid URL");
+        for (failures, base) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 8), (60, 8)] {
+            source.failures = failures;
+            for _ in 0..50 {
+                let wait = source.backoff();
+                let base = Duration::from_secs(base);
+                assert!(wait >= base / 2 && wait <= base, "{failures}: {wait:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_http_urls_are_taken() {
+        assert!(matches!(
+            EventSource::new("ftp://example.com/"),
+            Err(Error::Url(_))
+        ));
+        assert!(EventSource::new("HTTPS://example.com/").is_ok());
+    }
+
+    #[test]
+    fn retry_is_clamped() {
+        assert_eq!(
+            clamp(Duration::ZERO, MIN_RETRY, MAX_RETRY),
+            Duration::from_millis(500)
+        );
+        assert_eq!(clamp(Duration::MAX, MIN_RETRY, MAX_RETRY), MAX_RETRY);
+    }
+}

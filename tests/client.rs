@@ -1,0 +1,390 @@
+//! The blocking `EventSource` client (feature `client`) against the crate's
+//! own server, and against raw sockets where a server must misbehave, all on
+//! 127.0.0.1.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sse_server::client::{Error, EventSource};
+use sse_server::parse::ParsedEvent;
+use sse_server::tiny_http::Response;
+use sse_server::{Decision, Hub, Server};
+use support::relay::Relay;
+use support::wait::{ms, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A source that reconnects quickly, for tests.
+fn quick(url: &str) -> sse_server::client::Builder {
+    EventSource::builder(url)
+        .retry(ms(50))
+        .min_retry(ms(50))
+        .max_backoff(ms(200))
+        .read_timeout(Duration::from_secs(10))
+}
+
+/// Iterates `source` on a thread of its own, sending every item on.
+fn follow(mut source: EventSource) -> mpsc::Receiver<Result<ParsedEvent, Error>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for item in source.by_ref() {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next `n` events' data, skipping (and counting) non-fatal errors.
+fn data_of(rx: &mpsc::Receiver<Result<ParsedEvent, Error>>, n: usize) -> (Vec<String>, usize) {
+    let mut data = Vec::new();
+    let mut errors = 0;
+    let deadline = Instant::now() + WAIT;
+    while data.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(event)) => data.push(event.data),
+            Ok(Err(e)) if !e.is_fatal() => errors += 1,
+            Ok(Err(e)) => panic!("a fatal error after {} events: {e}", data.len()),
+            Err(_) => panic!("only {} of {n} events within {WAIT:?}", data.len()),
+        }
+    }
+    (data, errors)
+}
+
+fn numbers(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn a_long_stream_arrives_complete_and_in_order() {
+    support::init_logging();
+    let hub = Hub::builder()
+        .client_buffer(4096)
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let url = format!("http://{}/events", server.local_addr());
+    let rx = follow(quick(&url).build().expect("a source"));
+    assert!(wait_until(WAIT, || hub.stats().clients == 1), "registered");
+    for n in 0..2000 {
+        hub.notify(n.to_string()).expect("notify");
+    }
+    let (data, errors) = data_of(&rx, 2000);
+    assert_eq!(data, numbers(0..2000));
+    assert_eq!(errors, 0);
+    assert_eq!(hub.stats().dropped, 0);
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_restarted_server_is_resumed_with_no_gap_and_no_duplicate() {
+    support::init_logging();
+    // Replay on (the default history); a short retry, so the client comes
+    // back quickly.
+    let hub = Hub::builder()
+        .retry(Some(ms(50)))
+        .retry_jitter(Duration::ZERO)
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let relay = Relay::start(server.local_addr());
+    let url = format!("http://{}/events", relay.addr());
+    let (tx, rx) = mpsc::channel();
+    let mut source = quick(&url).build().expect("a source");
+    let reader = thread::spawn(move || {
+        for item in source.by_ref() {
+            if tx.send(item).is_err() {
+                break;
+            }
+        }
+        source
+    });
+    assert!(wait_until(WAIT, || hub.stats().clients == 1), "registered");
+    for n in 0..100 {
+        hub.notify(n.to_string()).expect("notify");
+    }
+    let (first, _) = data_of(&rx, 100);
+    assert_eq!(first, numbers(0..100));
+
+    // The server goes away with the client's connection, and turns the
+    // client away for a while; events keep being published meanwhile.
+    relay.down();
+    for n in 100..200 {
+        hub.notify(n.to_string()).expect("notify");
+    }
+    relay.up();
+    let (rest, _) = data_of(&rx, 100);
+    assert_eq!(rest, numbers(100..200), "resumed with no gap, no duplicate");
+    assert_eq!(relay.accepted(), 2, "one stream after the restart");
+    for n in 200..210 {
+        hub.notify(n.to_string()).expect("notify");
+    }
+    let (live, _) = data_of(&rx, 10);
+    assert_eq!(live, numbers(200..210));
+    hub.shutdown().expect("shutdown");
+    drop(rx);
+    let _ = reader;
+}
+
+#[test]
+fn a_204_stops_the_source() {
+    support::init_logging();
+    let hub = Hub::builder()
+        .on_connect(|_| Decision::reject(204))
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let mut source = quick(&format!("http://{}/events", server.local_addr()))
+        .build()
+        .expect("a source");
+    let first = source.next().expect("an item");
+    assert!(matches!(first, Err(Error::NoContent)), "{first:?}");
+    assert!(first.expect_err("an error").is_fatal());
+    assert!(source.next().is_none(), "no reconnect after 204");
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_500_or_an_html_page_stops_it_with_the_right_error() {
+    support::init_logging();
+    let hub = Hub::builder()
+        .on_connect(|request| match request.header("Authorization") {
+            Some("Bearer let-me-in") => Decision::accept(),
+            Some(_) => Decision::reject(500),
+            None => Decision::reject(401),
+        })
+        .build()
+        .expect("build the hub");
+    let server = Server::builder(&hub)
+        .fallback(|request| {
+            let page = Response::from_string("<h1>not a stream</h1>").with_header(
+                "Content-Type: text/html; charset=utf-8"
+                    .parse::<sse_server::tiny_http::Header>()
+                    .expect("a header"),
+            );
+            let _ = request.respond(page);
+        })
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let base = format!("http://{}", server.local_addr());
+
+    let mut source = quick(&format!("{base}/events"))
+        .header("Authorization", "Bearer wrong")
+        .build()
+        .expect("a source");
+    let first = source.next().expect("an item");
+    assert!(matches!(first, Err(Error::Status(500))), "{first:?}");
+    assert!(source.next().is_none());
+
+    let mut source = quick(&format!("{base}/events")).build().expect("a source");
+    let first = source.next().expect("an item");
+    assert!(matches!(first, Err(Error::Status(401))), "{first:?}");
+
+    let mut source = quick(&format!("{base}/page")).build().expect("a source");
+    let first = source.next().expect("an item");
+    match first {
+        Err(Error::ContentType(Some(kind))) => assert_eq!(kind, "text/html; charset=utf-8"),
+        other => panic!("{other:?}"),
+    }
+    assert!(source.next().is_none());
+
+    // The right header gets the stream.
+    let rx = follow(
+        quick(&format!("{base}/events"))
+            .header("Authorization", "Bearer let-me-in")
+            .build()
+            .expect("a source"),
+    );
+    assert!(wait_until(WAIT, || hub.stats().clients == 1), "registered");
+    hub.notify("welcome").expect("notify");
+    assert_eq!(data_of(&rx, 1).0, ["welcome"]);
+    hub.shutdown().expect("shutdown");
+}
+
+/// A server that answers every request with a stream holding one event
+/// (with an id), then says nothing more and keeps the connection open; it
+/// sends the request heads it got on `heads`.
+fn silent_server() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let (heads_tx, heads_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = String::new();
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            // An event, then a block with only an id: it sets the last
+            // event id too.
+            let body = format!("id: {n}\ndata: hello {n}\n\nid: {n}-after\n\n");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                 Content-Length: 1000000\r\n\r\n{body}"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            held.push(stream);
+            if heads_tx.send(head).is_err() {
+                return;
+            }
+        }
+    });
+    (format!("http://{addr}/events"), heads_rx)
+}
+
+#[test]
+fn a_silent_server_is_noticed_within_the_read_timeout() {
+    support::init_logging();
+    let (url, heads) = silent_server();
+    let timeout = ms(300);
+    let mut source = quick(&url).read_timeout(timeout).build().expect("a source");
+    let first = source.next().expect("an item").expect("an event");
+    assert_eq!(first.data, "hello 0");
+    let since = Instant::now();
+    let second = source.next().expect("an item");
+    let waited = since.elapsed();
+    assert!(
+        matches!(second, Err(Error::ReadTimeout(t)) if t == timeout),
+        "{second:?}"
+    );
+    assert!(waited >= timeout, "noticed after {waited:?}");
+    // It reconnects, sending the last event id the stream set.
+    let again = source.next().expect("an item").expect("an event");
+    assert_eq!(again.data, "hello 1");
+    // (Header names in any case: HTTP's are case-insensitive.)
+    let first_head = heads.recv_timeout(WAIT).expect("the first request");
+    let first_head = first_head.to_ascii_lowercase();
+    assert!(!first_head.contains("last-event-id"), "{first_head:?}");
+    assert!(first_head.contains("\r\naccept: text/event-stream\r\n"));
+    let second_head = heads.recv_timeout(WAIT).expect("the second request");
+    let second_head = second_head.to_ascii_lowercase();
+    assert!(
+        second_head.contains("\r\nlast-event-id: 0-after\r\n"),
+        "{second_head:?}"
+    );
+    assert_eq!(again.last_event_id, "1");
+    assert_eq!(source.last_event_id(), "1-after");
+}
+
+#[test]
+fn a_failed_first_connect_is_retried_or_not_as_asked() {
+    support::init_logging();
+    // A port with nothing listening on it.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("an address");
+    let url = format!("http://{addr}/events");
+
+    let mut once = quick(&url)
+        .retry_first_connect(false)
+        .build()
+        .expect("a source");
+    let first = once.next().expect("an item");
+    assert!(matches!(first, Err(Error::FirstConnect(_))), "{first:?}");
+    assert!(once.next().is_none());
+
+    let mut source = quick(&url).build().expect("a source");
+    for _ in 0..3 {
+        let item = source.next().expect("an item");
+        assert!(matches!(&item, Err(Error::Network(_))), "{item:?}");
+        assert!(!item.expect_err("an error").is_fatal());
+    }
+    // The server comes up on that port; the source gets there by itself.
+    let hub = Hub::new().expect("build the hub");
+    let server = Server::bind(addr, &hub).expect("bind the same port");
+    let rx = follow(source);
+    assert!(wait_until(WAIT, || hub.stats().clients == 1), "registered");
+    hub.notify("up").expect("notify");
+    assert_eq!(data_of(&rx, 1).0, ["up"]);
+    drop(server);
+}
+
+/// `examples/follow.rs`, built by `cargo test --features client` beside
+/// this test's binary.
+fn follow_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("this test's path");
+    let debug = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    debug.join("examples").join("follow")
+}
+
+#[test]
+fn the_follow_example_prints_events_and_exits_0_on_ctrl_c() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    support::init_logging();
+    let hub = Hub::builder()
+        .history_events(0)
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let mut child = Command::new(follow_example())
+        .arg(format!("http://{}/events", server.local_addr()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run examples/follow (cargo test --features client builds it)");
+    assert!(
+        wait_until(WAIT, || hub.stats().clients == 1),
+        "it registered"
+    );
+    hub.publish(
+        &sse_server::Event::new("line one\nline two")
+            .with_event("note")
+            .expect("a name")
+            .with_id("n1")
+            .expect("an id"),
+    )
+    .expect("publish");
+    hub.notify("plain").expect("notify");
+    // Its output, as it comes.
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().expect("its stdout");
+    let sink = std::sync::Arc::clone(&out);
+    let reader = thread::spawn(move || {
+        let mut buffer = [0u8; 1024];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            sink.lock()
+                .expect("the output")
+                .extend_from_slice(&buffer[..n]);
+        }
+    });
+    let expected = "[note] id=n1 line one\nline two\n[message] id=n1 plain\n";
+    let printed = || String::from_utf8_lossy(&out.lock().expect("the output")).into_owned();
+    assert!(
+        wait_until(WAIT, || printed().len() >= expected.len()),
+        "printed: {:?}",
+        printed()
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let exited = wait_until(WAIT, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "follow exits on Ctrl-C");
+    let code = child.wait().expect("its exit status");
+    assert!(code.success(), "{code:?}");
+    reader.join().expect("the output reader");
+    assert_eq!(printed(), expected);
+    hub.shutdown().expect("shutdown");
+}
