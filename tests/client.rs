@@ -29,10 +29,10 @@ fn quick(url: &str) -> sse_server::client::Builder {
 }
 
 /// Iterates `source` on a thread of its own, sending every item on.
-fn follow(mut source: EventSource) -> mpsc::Receiver<Result<ParsedEvent, Error>> {
+fn follow(source: EventSource) -> mpsc::Receiver<Result<ParsedEvent, Error>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        for item in source.by_ref() {
+        for item in source {
             if tx.send(item).is_err() {
                 return;
             }
@@ -96,16 +96,7 @@ fn a_restarted_server_is_resumed_with_no_gap_and_no_duplicate() {
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let relay = Relay::start(server.local_addr());
     let url = format!("http://{}/events", relay.addr());
-    let (tx, rx) = mpsc::channel();
-    let mut source = quick(&url).build().expect("a source");
-    let reader = thread::spawn(move || {
-        for item in source.by_ref() {
-            if tx.send(item).is_err() {
-                break;
-            }
-        }
-        source
-    });
+    let rx = follow(quick(&url).build().expect("a source"));
     assert!(wait_until(WAIT, || hub.stats().clients == 1), "registered");
     for n in 0..100 {
         hub.notify(n.to_string()).expect("notify");
@@ -129,8 +120,6 @@ fn a_restarted_server_is_resumed_with_no_gap_and_no_duplicate() {
     let (live, _) = data_of(&rx, 10);
     assert_eq!(live, numbers(200..210));
     hub.shutdown().expect("shutdown");
-    drop(rx);
-    let _ = reader;
 }
 
 #[test]
