@@ -244,7 +244,7 @@ impl Builder {
             state: State::Connect,
             parser: EventParser::new(),
             queued: std::collections::VecDeque::new(),
-            last_event_id: self.last_event_id.clone(),
+            earlier_id: self.last_event_id.clone(),
             retry,
             failures: 0,
             connected: false,
@@ -263,7 +263,9 @@ pub struct EventSource {
     state: State,
     parser: EventParser,
     queued: std::collections::VecDeque<ParsedEvent>,
-    last_event_id: String,
+    /// The last event id as of the earlier streams (or the builder's):
+    /// what counts until the current stream's first dispatch.
+    earlier_id: String,
     /// The reconnection time, clamped.
     retry: Duration,
     /// Connection attempts that failed in a row.
@@ -310,7 +312,14 @@ impl EventSource {
     /// events not yet yielded included): what the next reconnect sends as
     /// `Last-Event-ID`. Each event carries the id as of itself.
     pub fn last_event_id(&self) -> &str {
-        &self.last_event_id
+        // Every dispatch sets the last event id, an event or not (a block
+        // with an `id:` and no data); a stream that has not had one yet
+        // leaves the one from before.
+        if self.parser.blocks() > 0 {
+            self.parser.last_event_id()
+        } else {
+            &self.earlier_id
+        }
     }
 
     /// The reconnection time now in force (the server's `retry:`, clamped).
@@ -331,8 +340,9 @@ impl EventSource {
             .get(&self.settings.url)
             .header("Accept", "text/event-stream")
             .header("Cache-Control", "no-cache");
-        if !self.last_event_id.is_empty() {
-            request = request.header("Last-Event-ID", &self.last_event_id);
+        let last_event_id = self.last_event_id();
+        if !last_event_id.is_empty() {
+            request = request.header("Last-Event-ID", last_event_id);
         }
         for (name, value) in &self.settings.headers {
             request = request.header(name, value);
@@ -406,6 +416,7 @@ impl EventSource {
     /// The stream ended or broke after it had started: reconnect after the
     /// reconnection time, with a parser for the new stream.
     fn stream_ended(&mut self) {
+        self.earlier_id = self.last_event_id().to_owned();
         self.parser = EventParser::new();
         self.state = State::Waiting(Instant::now() + self.retry);
     }
@@ -422,13 +433,6 @@ impl EventSource {
                 self.parser.feed_with(&self.buffer[..n], |event| {
                     queued.push_back(event.to_parsed())
                 });
-                // Every dispatch sets the last event id, an event or not (a
-                // block with an `id:` and no data); a stream that has not
-                // had a dispatch yet keeps the one from before.
-                if self.parser.blocks() > 0 {
-                    self.last_event_id.clear();
-                    self.last_event_id.push_str(self.parser.last_event_id());
-                }
                 if let Some(retry) = self.parser.retry() {
                     let server = Duration::from_millis(retry);
                     self.retry = clamp(server, self.settings.min_retry, self.settings.max_retry);
@@ -503,7 +507,7 @@ impl fmt::Debug for EventSource {
         f.debug_struct("EventSource")
             .field("url", &self.settings.url)
             .field("state", &state)
-            .field("last_event_id", &self.last_event_id)
+            .field("last_event_id", &self.last_event_id())
             .field("retry", &self.retry)
             .finish()
     }
