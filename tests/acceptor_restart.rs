@@ -202,14 +202,6 @@ fn waiting_in_accept() -> bool {
     })
 }
 
-/// Frees `n` held descriptors.
-fn free(n: usize) {
-    let mut held = lock(&HELD);
-    for _ in 0..n {
-        assert!(held.pop().is_some(), "nothing left to free");
-    }
-}
-
 /// What the logger does when the acceptor reports a failed `accept()`;
 /// set before the server starts, because a stray connection (a recycled
 /// port) can make the very first `accept()` fail.
@@ -406,26 +398,68 @@ fn options(stream: &mut TcpStream) -> Option<String> {
 #[test]
 #[ignore = "a child process of the_server_survives_running_out_of_descriptors_mid_accept"]
 fn child_clone_fails_after_accept() {
-    let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
-    // One descriptor, for our socket; the server's accept() has its own,
-    // and none is left for the clone tiny_http makes of every accepted
-    // socket.
-    free(1);
+    // Set before the server starts: a stray connection (a recycled port)
+    // can kill the accept thread the same way before the test connects.
     let panicked = std::sync::Arc::new(AtomicBool::new(false));
     let flag = std::sync::Arc::clone(&panicked);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        flag.store(true, Ordering::Release);
+        if info.to_string().contains("Too many open files") {
+            flag.store(true, Ordering::Release);
+        }
         default_hook(info);
     }));
-    let pending = TcpStream::connect(addr).expect("connect");
+    let died = || panicked.load(Ordering::Acquire);
+    let (hub, server, addr) = start_exhausted(OnFailure::Nothing);
+    // Exactly one descriptor free, for our socket: the server's accept()
+    // has its own, and none is left for the clone tiny_http makes of every
+    // accepted socket. A descriptor that comes free between the count and
+    // the accept (a connection the server took before closing, say) lets
+    // the clone succeed; the next `accept()` then fails instead, and the
+    // acceptor restarts it in a loop while descriptors stay used up. Then
+    // descriptors are given back until the acceptor waits in `accept()`
+    // again, and the test tries again.
+    let mut pending = Vec::new();
+    let mut attempts = 0;
+    let killed = wait_until(WAIT, || {
+        if died() {
+            return true;
+        }
+        if warnings(ACCEPT_FAILED) > 0 {
+            lock(&HELD).clear();
+            // Only one accept thread at a time: one seen waiting stays.
+            assert!(
+                wait_until(WAIT, waiting_in_accept),
+                "the acceptor never waited in accept() again"
+            );
+            lock(&LOG).clear();
+        }
+        attempts += 1;
+        {
+            let mut held = lock(&HELD);
+            open_until_emfile(&mut held);
+            held.pop();
+        }
+        match TcpStream::connect(addr) {
+            Ok(stream) => pending.push(stream),
+            Err(e) if e.raw_os_error() == Some(EMFILE) => {}
+            Err(e) => panic!("connect: {e}"),
+        }
+        wait_until(Duration::from_millis(500), died)
+    });
     assert!(
-        wait_until(WAIT, || panicked.load(Ordering::Acquire)),
-        "tiny_http's accept thread did not panic"
+        killed,
+        "tiny_http's accept thread did not panic ({attempts} attempts); log: {:?}",
+        lock(&LOG).iter().map(|l| &l.2).collect::<Vec<_>>()
     );
+    eprintln!("the accept thread panicked after {attempts} attempt(s)");
     // Descriptors are back; the server should serve again.
     lock(&HELD).clear();
     assert_serves(&hub, addr, "once descriptors are free again");
+    assert!(
+        logged(ACCEPT_DIED),
+        "the acceptor did not report the dead thread"
+    );
     drop(pending);
     server.shutdown().expect("shutdown");
 }
