@@ -30,6 +30,9 @@ use sse_server::{Hub, HubBuilder, Server, SlowClient};
 /// Everything the command line sets.
 struct Config {
     addr: Option<String>,
+    /// `--redis URL`, and the stream's key (`--redis-key`).
+    redis: Option<String>,
+    redis_key: String,
     /// Starts as the library's defaults; each option changes one setting.
     hub: HubBuilder,
 }
@@ -147,6 +150,25 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "--redis",
+        value: "URL",
+        help: "share one stream with the other processes on this Redis server \
+               (redis://host:port; needs the `redis` feature)",
+        apply: |config, value| {
+            config.redis = Some(value.to_owned());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "--redis-key",
+        value: "KEY",
+        help: "the Redis Stream's key (default sse-bench)",
+        apply: |config, value| {
+            config.redis_key = value.to_owned();
+            Ok(())
+        },
+    },
+    Opt {
         name: "--history",
         value: "N",
         help: "events kept for Last-Event-ID replay, within 64 MiB and 5 minutes \
@@ -202,6 +224,8 @@ fn usage() -> String {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut config = Config {
         addr: None,
+        redis: None,
+        redis_key: "sse-bench".into(),
         hub: Hub::builder(),
     };
     while let Some(arg) = args.next() {
@@ -246,7 +270,20 @@ fn main() -> ExitCode {
     // per event at any level.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let addr = config.addr.expect("checked by parse_args");
-    let hub = match config.hub.build() {
+    let builder = match &config.redis {
+        None => config.hub,
+        #[cfg(feature = "redis")]
+        Some(url) => config.hub.redis(url, &config.redis_key),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            eprintln!(
+                "bench_server: --redis needs the `redis` feature (cargo build --features redis)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let _ = &config.redis_key;
+    let hub = match builder.build() {
         Ok(hub) => hub,
         Err(e) => {
             eprintln!("bench_server: {e}");
@@ -294,7 +331,7 @@ fn route(hub: &Hub, request: Request) {
             let stats = hub.stats();
             let body = format!(
                 "clients {}\nstreams {}\npublished {}\nqueued {}\ndropped {}\nevicted {}\n\
-                 rejected {}\npending {}\n",
+                 rejected {}\npending {}\npublish_failed {}\n",
                 stats.clients,
                 stats.streams,
                 stats.published,
@@ -302,8 +339,14 @@ fn route(hub: &Hub, request: Request) {
                 stats.dropped,
                 stats.evicted,
                 stats.rejected,
-                stats.pending
+                stats.pending,
+                FAILED.load(std::sync::atomic::Ordering::Relaxed)
             );
+            #[cfg(feature = "redis")]
+            let body = match stats.redis_connected {
+                Some(up) => format!("{body}redis_connected {}\n", u8::from(up)),
+                None => body,
+            };
             Response::from_string(body)
                 .with_header(header("Content-Type", "text/plain; charset=utf-8"))
         }
@@ -318,6 +361,9 @@ fn route(hub: &Hub, request: Request) {
 fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name, value).expect("a valid header")
 }
+
+/// Events `/publish` could not publish (Redis out of reach).
+static FAILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One `POST /publish`.
 struct Publish {
@@ -366,8 +412,15 @@ impl Publish {
             let _ = write!(data, "{seq} {send_ns} ");
             let pad = self.size.saturating_sub(data.len());
             data.extend(std::iter::repeat_n('x', pad));
-            if hub.notify(&data).is_err() {
-                return; // shut down
+            match hub.notify(&data) {
+                Ok(()) => {}
+                Err(sse_server::Error::Closed) => return, // shut down
+                // Redis out of reach (feature `redis`): this event is
+                // lost to every process; it is counted, and so seen.
+                Err(e) => {
+                    FAILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    log::debug!("publish {seq}: {e}");
+                }
             }
         }
     }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
+use crate::config::RedisSettings;
 use crate::config::{Config, DEFAULT_MAX_CLIENTS, SlowClient};
 use crate::connect::{ConnectRequest, Decision, Disconnect};
 use crate::cors::Cors;
@@ -57,6 +59,11 @@ pub struct HubBuilder {
     config: Config,
     /// `None`: the default, lowered to the machine's limits by `build`.
     max_clients: Option<usize>,
+    /// The Redis settings; used once `redis` has named a server.
+    #[cfg(feature = "redis")]
+    redis: RedisSettings,
+    #[cfg(feature = "redis")]
+    redis_on: bool,
 }
 
 impl HubBuilder {
@@ -436,12 +443,113 @@ impl HubBuilder {
         self
     }
 
+    /// Shares one stream with every other process attached to the same
+    /// Redis Stream (feature `redis`): the stream `key` on the Redis server
+    /// at `url` (`redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` with the `redis` crate's TLS features).
+    ///
+    /// * [`Hub::notify`], [`Hub::publish`], [`Hub::publish_to`] and
+    ///   [`Hub::send_to`] append the event to the stream (`XADD .. MAXLEN
+    ///   ~`), and return once Redis has it. Events published at once on
+    ///   several threads share one round trip.
+    /// * One reader thread per process (`sse-redis-read`) follows the
+    ///   stream (`XREAD BLOCK`) and fans each event out to this process's
+    ///   clients: every process sends the same events in the same order,
+    ///   so each client gets each event once, in one order.
+    /// * Every event's id is its entry's id in the stream (`<ms>-<seq>`);
+    ///   an id the publisher set with [`Event::with_id`] is replaced. A
+    ///   client that reconnects to any process with its `Last-Event-ID`
+    ///   is replayed from the stream (`XRANGE`, on its own thread), then
+    ///   joins the live events with no gap and no duplicate. An id no
+    ///   longer in the stream (trimmed, or from before the stream was
+    ///   emptied) or more than [`redis_replay_max`](HubBuilder::redis_replay_max)
+    ///   events behind gets the gap event. The history
+    ///   ([`history_events`](HubBuilder::history_events)) is where such a
+    ///   client joins: keep it at least a few seconds of events long.
+    /// * Redis going away is not fatal. Each connection reconnects with
+    ///   backoff (100 ms doubling to 5 s, with jitter); the reader resumes
+    ///   from the last id it read, so nothing Redis still holds is missed;
+    ///   if what it missed was trimmed meanwhile, or the stream was
+    ///   emptied, every client gets the gap event. While Redis cannot be
+    ///   reached, publishing fails at once with `Error::RedisUnavailable`,
+    ///   clients keep their streams, and
+    ///   [`Stats::redis_connected`](crate::Stats::redis_connected) is
+    ///   `Some(false)`. A client reconnecting meanwhile is replayed from this
+    ///   process's history.
+    /// * [`Hub::send_to`] reaches a client connected to any process; it
+    ///   cannot tell whether the client exists, and never returns
+    ///   [`Error::UnknownClient`]. Client ids are unique across the
+    ///   processes: each process takes a node number from the counter
+    ///   `<key>:nodes` in Redis when it starts, and numbers its clients
+    ///   from `node << 40`. (If Redis cannot be reached at that moment it
+    ///   draws a node number, and says so in the log.)
+    ///
+    /// `build` waits up to [`redis_timeout`](HubBuilder::redis_timeout)
+    /// for both connections, so that a hub built while Redis is up can
+    /// publish at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let hub = sse_server::Hub::builder()
+    ///     .redis("redis://127.0.0.1:6379", "events")
+    ///     .build()?;
+    /// hub.notify("every client of every process gets this once")?;
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str, key: &str) -> Self {
+        self.redis.url = url.to_owned();
+        self.redis.key = key.to_owned();
+        self.redis_on = true;
+        self
+    }
+
+    /// About how many events the Redis Stream keeps (`XADD .. MAXLEN ~
+    /// len`; Redis trims in whole blocks, so it may hold somewhat more).
+    /// Memory in Redis is roughly this times an event's size plus about
+    /// 100 bytes. Values are raised to 1.
+    ///
+    /// Defaults to 10,000.
+    #[cfg(feature = "redis")]
+    pub fn redis_max_len(mut self, len: usize) -> Self {
+        self.redis.max_len = len.max(1);
+        self
+    }
+
+    /// How long one Redis command may take: a publish that gets no answer
+    /// within about twice this fails with `Error::RedisUnavailable` (the
+    /// event may still have been appended), and a connection that does
+    /// not answer within it counts as lost. Values are kept between 10 ms
+    /// and 1 minute.
+    ///
+    /// Defaults to 1 second.
+    #[cfg(feature = "redis")]
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.redis.timeout = timeout.clamp(Duration::from_millis(10), Duration::from_secs(60));
+        self
+    }
+
+    /// At most this many events are replayed from Redis to a client that
+    /// reconnects; one further behind gets the gap event. Values are
+    /// raised to 1.
+    ///
+    /// Defaults to 1,000.
+    #[cfg(feature = "redis")]
+    pub fn redis_replay_max(mut self, events: usize) -> Self {
+        self.redis.replay_max = events.max(1);
+        self
+    }
+
     /// Starts the hub thread (and, on Linux, the watch thread).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidField`] when the gap event's name holds a line break,
-    /// [`Error::Spawn`] when the operating system refuses the hub thread.
+    /// [`Error::Spawn`] when the operating system refuses the hub thread;
+    /// with the `redis` feature, `Error::RedisConfig` for a Redis URL the
+    /// `redis` crate cannot read or an empty stream key (a Redis that
+    /// cannot be reached is no error: see [`HubBuilder::redis`]).
     pub fn build(self) -> Result<Hub, Error> {
         let mut config = self.config;
         if let Some(name) = &config.gap_event {
@@ -451,6 +559,10 @@ impl HubBuilder {
             Some(clients) => clients,
             None => machine_max_clients(),
         };
+        #[cfg(feature = "redis")]
+        if self.redis_on {
+            config.redis = Some(self.redis);
+        }
         Hub::start(config)
     }
 }

@@ -62,6 +62,39 @@ pub(crate) struct Config {
     pub(crate) on_disconnect: Option<DisconnectHook>,
     pub(crate) close_check: Option<Duration>,
     pub(crate) request_timeout: Option<Duration>,
+    /// Where the shared stream lives (`HubBuilder::redis`); `None`: this
+    /// process alone.
+    pub(crate) redis: Option<RedisSettings>,
+}
+
+/// The Redis Stream several processes share (feature `redis`).
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct RedisSettings {
+    /// `redis://[user:password@]host[:port][/db]` (the `redis` crate's URL).
+    pub(crate) url: String,
+    /// The stream's key.
+    pub(crate) key: String,
+    /// `XADD .. MAXLEN ~ max_len`: about how many events the stream keeps.
+    pub(crate) max_len: usize,
+    /// How long one Redis command may take before the link counts as down
+    /// (and `publish` returns an error).
+    pub(crate) timeout: Duration,
+    /// At most this many events are replayed to a client that reconnects;
+    /// one further behind gets the gap event.
+    pub(crate) replay_max: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: String::new(),
+            key: String::new(),
+            max_len: 10_000,
+            timeout: std::time::Duration::from_secs(1),
+            replay_max: 1_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -85,6 +118,7 @@ impl Default for Config {
             on_disconnect: None,
             close_check: Some(Duration::from_millis(500)),
             request_timeout: Some(Duration::from_secs(10)),
+            redis: None,
         }
     }
 }
@@ -110,6 +144,7 @@ impl fmt::Debug for Config {
             .field("on_disconnect", &self.on_disconnect.is_some())
             .field("close_check", &self.close_check)
             .field("request_timeout", &self.request_timeout)
+            .field("redis", &self.redis)
             .finish()
     }
 }

@@ -53,6 +53,16 @@ pub(crate) fn gap(name: Option<&str>, id: Option<&str>, data: &str) -> Vec<u8> {
     out
 }
 
+/// `event` (the bytes of one event, with no id) with the id `id` (checked
+/// already: no line break, no NUL) on a line before it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn with_id_text(id: &str, event: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(event.len() + id.len() + 5);
+    field(&mut out, "id", id.as_bytes());
+    out.extend_from_slice(event);
+    out
+}
+
 /// An encoded event given the id the hub picks for it, `<prefix><seq>`,
 /// in an `id:` line before its other lines.
 pub(crate) fn with_id(prefix: &str, seq: u64, event: &[u8]) -> Vec<u8> {

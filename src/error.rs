@@ -67,6 +67,21 @@ pub enum Error {
     /// A client id chosen by the connect hook or a subscriber is already in
     /// use by a connected client.
     IdInUse(ClientId),
+    /// Redis could not take the event (feature `redis`): it cannot be
+    /// reached, is restarting, or did not answer within
+    /// [`HubBuilder::redis_timeout`](crate::HubBuilder::redis_timeout).
+    /// Nothing was delivered by this process. After a timeout the event
+    /// may still have been appended (and then reaches every client); in
+    /// every other case it was not. The text says why. While the link is
+    /// down every publish fails at once with this error; the hub
+    /// reconnects by itself, and [`Stats::redis_connected`](crate::Stats::redis_connected) tells.
+    #[cfg(feature = "redis")]
+    RedisUnavailable(String),
+    /// The Redis settings were refused when the hub was built (feature
+    /// `redis`): a URL the `redis` crate cannot read, or an empty stream
+    /// key.
+    #[cfg(feature = "redis")]
+    RedisConfig(String),
     /// A value could not be serialised to JSON (`json` feature).
     #[cfg(feature = "json")]
     Json(serde_json::Error),
@@ -91,6 +106,10 @@ impl fmt::Display for Error {
             Error::TooManyClients => f.write_str("too many clients: the event stream was refused"),
             Error::UnknownClient(id) => write!(f, "no connected client has id {id}"),
             Error::IdInUse(id) => write!(f, "client id {id} is already in use"),
+            #[cfg(feature = "redis")]
+            Error::RedisUnavailable(why) => write!(f, "Redis could not take the event: {why}"),
+            #[cfg(feature = "redis")]
+            Error::RedisConfig(why) => write!(f, "invalid Redis settings: {why}"),
             #[cfg(feature = "json")]
             Error::Json(e) => write!(f, "could not serialise the event data to JSON: {e}"),
         }

@@ -288,6 +288,20 @@ impl Event {
         Frame::new(self.to_bytes(), u32::from(!self.comment_only))
     }
 
+    /// The event's frame without its own id: under the `redis` feature
+    /// every event carries the id of its entry in the shared stream.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn to_frame_without_id(&self) -> Frame {
+        if self.id.is_none() {
+            return self.to_frame();
+        }
+        Event {
+            id: None,
+            ..self.clone()
+        }
+        .to_frame()
+    }
+
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         if let Some(comment) = &self.comment {
             encode::lines(out, COMMENT, comment);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::client_id::ClientId;
 use crate::frame::Frame;
 use crate::messages::Route;
+use crate::stream_id::StreamId;
 
 struct Entry {
     seq: u64,
@@ -16,6 +17,8 @@ struct Entry {
     route: Route,
     frame: Frame,
     at: Instant,
+    /// Its place in the shared Redis Stream (feature `redis`).
+    position: Option<StreamId>,
 }
 
 /// What a `Last-Event-ID` told the hub.
@@ -39,6 +42,9 @@ pub(crate) struct History {
     /// Every event with a sequence number up to this one has left the
     /// history (or was never in it).
     evicted_through: u64,
+    /// The place in the shared Redis Stream of the newest event that has
+    /// left the history (feature `redis`).
+    evicted_position: Option<StreamId>,
     /// The prefix of the ids the hub gives: `<prefix><seq>`.
     prefix: String,
 }
@@ -58,6 +64,7 @@ impl History {
             bytes: 0,
             custom: HashMap::new(),
             evicted_through: 0,
+            evicted_position: None,
             prefix,
         }
     }
@@ -85,9 +92,13 @@ impl History {
         route: Route,
         frame: Frame,
         now: Instant,
+        position: Option<StreamId>,
     ) {
         if !self.enabled() || frame.as_bytes().len() > self.max_bytes {
             self.evict_all_through(seq);
+            if position.is_some() {
+                self.evicted_position = position;
+            }
             return;
         }
         if let Some(id) = &custom_id {
@@ -100,6 +111,7 @@ impl History {
             route,
             frame,
             at: now,
+            position,
         });
         while self.entries.len() > self.max_events || self.bytes > self.max_bytes {
             self.pop_front();
@@ -132,6 +144,9 @@ impl History {
         if let Some(entry) = self.entries.pop_front() {
             self.bytes -= entry.frame.as_bytes().len();
             self.evicted_through = entry.seq;
+            if entry.position.is_some() {
+                self.evicted_position = entry.position;
+            }
             if let Some(id) = entry.custom_id
                 && self.custom.get(&id) == Some(&entry.seq)
             {
@@ -168,6 +183,37 @@ impl History {
             .entries
             .iter()
             .filter(|entry| entry.seq > after && entry.route.reaches(id, topics))
+            .map(|entry| entry.frame.clone())
+            .collect();
+        Resume::Replay(frames)
+    }
+
+    /// What to send a client that has every event of the shared Redis
+    /// Stream up to `point` (feature `redis`): the events after it that
+    /// reach the client, if the history still holds all of them. `floor`
+    /// is the first place the hub has seen since its window was last
+    /// complete: events before it never reached this hub.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn resume_after(
+        &mut self,
+        point: StreamId,
+        floor: Option<StreamId>,
+        id: ClientId,
+        topics: &[Box<str>],
+        now: Instant,
+    ) -> Resume {
+        self.expire(now);
+        let complete = floor.is_some_and(|floor| point >= floor)
+            && self.evicted_position.is_none_or(|evicted| point >= evicted);
+        if !complete {
+            return Resume::Unknown;
+        }
+        let frames = self
+            .entries
+            .iter()
+            .filter(|entry| {
+                entry.position.is_some_and(|at| at > point) && entry.route.reaches(id, topics)
+            })
             .map(|entry| entry.frame.clone())
             .collect();
         Resume::Replay(frames)

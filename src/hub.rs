@@ -20,6 +20,12 @@ use crate::frame::Frame;
 use crate::http;
 use crate::hub_thread::HubThread;
 use crate::messages::{Outgoing, Route};
+#[cfg(feature = "redis")]
+use crate::redis_link::connection::{client as redis_client, node_number};
+#[cfg(feature = "redis")]
+use crate::redis_link::link::Link;
+#[cfg(feature = "redis")]
+use crate::redis_link::replay::Replayer;
 use crate::shared::Shared;
 use crate::stats::{ClientStats, Stats};
 use crate::subscription::{SubscribeOptions, Subscription};
@@ -86,6 +92,9 @@ struct Inner {
     watch: Option<Watch>,
     watch_thread: Mutex<Option<JoinHandle<()>>>,
     acceptors: Mutex<Vec<Acceptor>>,
+    /// The link to the shared Redis Stream (feature `redis`).
+    #[cfg(feature = "redis")]
+    link: Option<Link>,
     writers: Mutex<Writers>,
     /// Disconnects once every writer thread has dropped its sender.
     alive_rx: Receiver<()>,
@@ -110,7 +119,21 @@ impl Hub {
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis());
-        let shared = Arc::new(Shared::new(add_tx, remove_tx, config));
+        let shared = Shared::new(add_tx, remove_tx, config);
+        #[cfg(feature = "redis")]
+        let (shared, redis) = match shared.config.redis.clone() {
+            Some(settings) => {
+                let client = redis_client(&settings)?;
+                let node = node_number(&settings, &client);
+                let replayer = Replayer::new(&settings, client.clone());
+                (
+                    shared.with_redis(replayer, node),
+                    Some((settings, client, node)),
+                )
+            }
+            None => (shared, None),
+        };
+        let shared = Arc::new(shared);
         let settings = WatchSettings {
             close_check: shared.config.close_check,
             request_timeout: shared.config.request_timeout,
@@ -132,6 +155,17 @@ impl Hub {
             .name("sse-hub".into())
             .spawn(move || hub_thread.run())
             .map_err(Error::Spawn)?;
+        #[cfg(feature = "redis")]
+        let link = match redis {
+            Some((settings, client, node)) => Some(Link::start(
+                &settings,
+                shared.config.gap_event.clone(),
+                client,
+                node,
+                notify_tx.clone(),
+            )?),
+            None => None,
+        };
         Ok(Hub {
             inner: Arc::new(Inner {
                 notify_tx: RwLock::new(Some(notify_tx)),
@@ -141,6 +175,8 @@ impl Hub {
                 watch,
                 watch_thread: Mutex::new(watch_thread),
                 acceptors: Mutex::new(Vec::new()),
+                #[cfg(feature = "redis")]
+                link,
                 writers: Mutex::new(Writers {
                     handles: Vec::new(),
                     prune_at: 64,
@@ -171,6 +207,8 @@ impl Hub {
             frame: Frame::new(encode::data(data.as_ref()), 1),
             custom_id: None,
             route: Route::All,
+            position: None,
+            after_loss: false,
         })
     }
 
@@ -191,11 +229,7 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn publish(&self, event: &Event) -> Result<(), Error> {
-        self.send(Outgoing {
-            frame: event.to_frame(),
-            custom_id: event.custom_id(),
-            route: Route::All,
-        })
+        self.send(self.outgoing(event, Route::All))
     }
 
     /// Sends an event to the clients subscribed to `topic` (each receives
@@ -223,11 +257,7 @@ impl Hub {
     /// # Ok::<(), sse_server::Error>(())
     /// ```
     pub fn publish_to(&self, topic: &str, event: &Event) -> Result<(), Error> {
-        self.send(Outgoing {
-            frame: event.to_frame(),
-            custom_id: event.custom_id(),
-            route: Route::Topic(Arc::from(topic)),
-        })
+        self.send(self.outgoing(event, Route::Topic(Arc::from(topic))))
     }
 
     /// Sends an event to one client only.
@@ -256,17 +286,52 @@ impl Hub {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        if !lock(&self.inner.shared.clients).contains_key(&client) {
+        if !self.shares_a_stream() && !lock(&self.inner.shared.clients).contains_key(&client) {
             return Err(Error::UnknownClient(client));
         }
-        self.send(Outgoing {
-            frame: event.to_frame(),
-            custom_id: event.custom_id(),
-            route: Route::Client(client),
-        })
+        self.send(self.outgoing(event, Route::Client(client)))
+    }
+
+    /// Whether the hub shares a Redis Stream with other processes.
+    fn shares_a_stream(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.inner.link.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// `event` on its way to `route`. Under the `redis` feature the entry's
+    /// id in the shared stream replaces the event's own.
+    fn outgoing(&self, event: &Event, route: Route) -> Outgoing {
+        let (frame, custom_id) = if self.shares_a_stream() {
+            (event.to_frame_without_id(), None)
+        } else {
+            (event.to_frame(), event.custom_id())
+        };
+        Outgoing {
+            frame,
+            custom_id,
+            route,
+            position: None,
+            after_loss: false,
+        }
     }
 
     fn send(&self, outgoing: Outgoing) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.inner.link {
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+            let events = outgoing.frame.events() as u64;
+            link.append(&outgoing)?;
+            self.inner
+                .shared
+                .counters
+                .published
+                .fetch_add(events, Ordering::Relaxed);
+            return Ok(());
+        }
         let sender = self
             .inner
             .notify_tx
@@ -314,9 +379,13 @@ impl Hub {
     /// Counters for the whole hub.
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
+        #[cfg(feature = "redis")]
+        let redis_connected = self.inner.link.as_ref().map(Link::connected);
         Stats {
             streams: shared.streams.len(),
             pending: self.inner.notify_rx.len(),
+            #[cfg(feature = "redis")]
+            redis_connected,
             ..shared.counters.snapshot()
         }
     }
@@ -599,6 +668,11 @@ impl Inner {
             log::error!("BUG: the watch thread panicked");
         }
 
+        // The Redis reader holds a sender too: it stops first.
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            link.stop();
+        }
         // Dropping the sender lets the hub thread deliver what is queued and
         // then end; ending drops every client queue, which tells each writer
         // to finish its stream.

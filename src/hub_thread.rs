@@ -13,8 +13,9 @@ use crate::counters::ClientCounters;
 use crate::encode;
 use crate::frame::Frame;
 use crate::history::{History, Resume};
-use crate::messages::{Outgoing, Registration, Removal, Route};
+use crate::messages::{Joined, Outgoing, Registration, Removal, ResumeFrom, Route};
 use crate::shared::Shared;
+use crate::stream_id::StreamId;
 use crate::sync::lock;
 
 /// When several events for the same route wait for the hub at once, it
@@ -48,6 +49,15 @@ pub(crate) struct HubThread {
     carried: Option<Outgoing>,
     /// The frames of the batch being gathered (kept to reuse its memory).
     batch: Vec<Frame>,
+    /// Feature `redis`: the place in the shared stream of the newest entry
+    /// dispatched, and its id as text.
+    newest: Option<(StreamId, Arc<str>)>,
+    /// Feature `redis`: the first place dispatched since the window of the
+    /// stream was last complete (none yet, or the reader lost events).
+    floor: Option<StreamId>,
+    /// Feature `redis`: clients that have fetched the stream from Redis
+    /// further than this hub has read it; they join once it gets there.
+    parked: Vec<Registration>,
 }
 
 impl HubThread {
@@ -74,6 +84,9 @@ impl HubThread {
             last_seq: 0,
             carried: None,
             batch: Vec::new(),
+            newest: None,
+            floor: None,
+            parked: Vec::new(),
             shared,
         }
     }
@@ -106,46 +119,96 @@ impl HubThread {
     }
 
     fn add(&mut self, registration: Registration) {
+        if let ResumeFrom::After { point, .. } = &registration.resume
+            && self
+                .newest
+                .as_ref()
+                .is_none_or(|(newest, _)| point > newest)
+        {
+            // Its replay, fetched from Redis, went further than the reader
+            // thread has read: it joins once the reader gets there.
+            self.parked.push(registration);
+            return;
+        }
         let Registration {
             id,
             queue,
             counters,
             topics,
-            last_event_id,
+            resume,
             registered,
         } = registration;
         {
             let mut clients = lock(&self.shared.clients);
             if clients.contains_key(&id) {
-                let _ = registered.send(false);
+                let _ = registered.send(Joined::IdInUse);
                 return;
             }
             clients.insert(id, Arc::clone(&counters));
         }
         // Replay and registration are one step of this thread: no event can
         // fall between the two, nor reach the client twice.
-        if let Some(last_event_id) = last_event_id {
-            let now = Instant::now();
-            let first = match self
-                .history
-                .resume(&last_event_id, self.last_seq, id, &topics, now)
-            {
-                Resume::Replay(frames) if frames.is_empty() => None,
-                Resume::Replay(frames) => Some(Frame::join(&frames)),
-                Resume::Unknown => Some(self.gap_frame()),
-            };
-            // Looking up the id may have expired old events.
-            self.history_stats();
-            // The queue is new and empty, so one frame always fits.
-            if let Some(frame) = first {
-                let events = frame.events() as u64;
-                if queue.try_send(frame).is_ok() {
-                    self.shared
-                        .counters
-                        .queued
-                        .fetch_add(events, Ordering::Relaxed);
+        let now = Instant::now();
+        let first = match resume {
+            ResumeFrom::Live => None,
+            ResumeFrom::Gap => Some(self.gap_frame()),
+            ResumeFrom::Id(last_event_id) => {
+                let resumed = if self.newest.is_some() {
+                    // Feature `redis`, with Redis out of reach: what the
+                    // history holds of the shared stream.
+                    match StreamId::parse(&last_event_id) {
+                        Some(point) => self
+                            .history
+                            .resume_after(point, self.floor, id, &topics, now),
+                        None => Resume::Unknown,
+                    }
+                } else {
+                    self.history
+                        .resume(&last_event_id, self.last_seq, id, &topics, now)
+                };
+                match resumed {
+                    Resume::Replay(frames) if frames.is_empty() => None,
+                    Resume::Replay(frames) => Some(Frame::join(&frames)),
+                    Resume::Unknown => Some(self.gap_frame()),
                 }
             }
+            ResumeFrom::After { replayed, point } => {
+                match self
+                    .history
+                    .resume_after(point, self.floor, id, &topics, now)
+                {
+                    Resume::Replay(mut frames) => {
+                        if let Some(replayed) = replayed {
+                            frames.insert(0, replayed);
+                        }
+                        (!frames.is_empty()).then(|| Frame::join(&frames))
+                    }
+                    Resume::Unknown => {
+                        // The history no longer reaches back to the point
+                        // (or never did): the client fetches again.
+                        lock(&self.shared.clients).remove(&id);
+                        let _ = registered.send(Joined::Refetch);
+                        return;
+                    }
+                }
+            }
+        };
+        // Looking up the id may have expired old events.
+        self.history_stats();
+        // The queue is new and empty, so one frame always fits.
+        if let Some(frame) = first {
+            let events = frame.events() as u64;
+            if queue.try_send(frame).is_ok() {
+                self.shared
+                    .counters
+                    .queued
+                    .fetch_add(events, Ordering::Relaxed);
+            }
+        }
+        if registered.send(Joined::Yes).is_err() {
+            // The subscriber gave up waiting (a parked one, say).
+            lock(&self.shared.clients).remove(&id);
+            return;
         }
         self.clients.push(Client {
             id,
@@ -158,15 +221,38 @@ impl HubThread {
             .counters
             .connected
             .store(self.clients.len(), Ordering::Relaxed);
-        // The subscriber may have given up waiting; it unsubscribes then.
-        let _ = registered.send(true);
+    }
+
+    /// Lets in the parked clients whose point the reader has now reached.
+    fn unpark(&mut self) {
+        let Some((newest, _)) = &self.newest else {
+            return;
+        };
+        let newest = *newest;
+        let ready: Vec<Registration> = {
+            let (ready, waiting) =
+                std::mem::take(&mut self.parked)
+                    .into_iter()
+                    .partition(|registration| match &registration.resume {
+                        ResumeFrom::After { point, .. } => *point <= newest,
+                        _ => true,
+                    });
+            self.parked = waiting;
+            ready
+        };
+        for registration in ready {
+            self.add(registration);
+        }
     }
 
     /// Tells a client its `Last-Event-ID` cannot be resumed from. The event
     /// carries the newest event's id, so its next reconnect starts there.
     fn gap_frame(&self) -> Frame {
-        let id = (self.history.enabled() && self.last_seq > 0)
-            .then(|| format!("{}{}", self.history.prefix(), self.last_seq));
+        let id = match &self.newest {
+            Some((_, text)) => Some(text.to_string()),
+            None => (self.history.enabled() && self.last_seq > 0)
+                .then(|| format!("{}{}", self.history.prefix(), self.last_seq)),
+        };
         let gap_event = self.shared.config.gap_event.as_deref();
         Frame::new(encode::gap(gap_event, id.as_deref(), "unknown-id"), 0)
     }
@@ -232,6 +318,9 @@ impl HubThread {
             self.deliver(&frame, &route);
             next = self.carried.take();
         }
+        if !self.parked.is_empty() {
+            self.unpark();
+        }
     }
 
     /// Numbers an event, gives it an id if it needs one, and keeps it in the
@@ -239,6 +328,23 @@ impl HubThread {
     /// would make it a block with an id and no data, which some clients
     /// report as an empty message.
     fn admit(&mut self, outgoing: Outgoing) -> Frame {
+        if outgoing.after_loss {
+            self.floor = None;
+        }
+        if let Some(position) = outgoing.position {
+            self.floor.get_or_insert(position);
+            if self
+                .newest
+                .as_ref()
+                .is_none_or(|(newest, _)| position > *newest)
+            {
+                let text = outgoing
+                    .custom_id
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(position.to_string()));
+                self.newest = Some((position, text));
+            }
+        }
         if outgoing.frame.events() == 0 {
             return outgoing.frame;
         }
@@ -260,6 +366,7 @@ impl HubThread {
             outgoing.route,
             frame.clone(),
             Instant::now(),
+            outgoing.position,
         );
         self.history_stats();
         frame
@@ -355,10 +462,133 @@ mod tests {
             queue,
             counters: Arc::clone(counters),
             topics: Vec::new(),
-            last_event_id: None,
+            resume: ResumeFrom::Live,
             registered,
         });
-        (answer.recv() == Ok(true), frames)
+        (answer.recv() == Ok(Joined::Yes), frames)
+    }
+
+    fn hub_thread(history_events: usize) -> (HubThread, Arc<Shared>) {
+        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
+        let (_notify_tx, notify_rx) = crossbeam_channel::unbounded();
+        let config = Config {
+            history_events,
+            ..Config::default()
+        };
+        let shared = Arc::new(Shared::new(add_tx, remove_tx, config));
+        let hub = HubThread::new(
+            add_rx,
+            remove_rx,
+            notify_rx,
+            Arc::clone(&shared),
+            "t-".into(),
+        );
+        (hub, shared)
+    }
+
+    /// An event of the shared stream at `ms-0`, as the reader thread hands
+    /// it over.
+    fn from_stream(ms: u64) -> Outgoing {
+        let text: Arc<str> = Arc::from(format!("{ms}-0"));
+        let bytes = encode::with_id("", 0, b"data: x\n\n");
+        let bytes = String::from_utf8(bytes)
+            .unwrap()
+            .replace("id: 0", &format!("id: {text}"));
+        Outgoing {
+            frame: Frame::new(bytes.into_bytes(), 1),
+            custom_id: Some(text),
+            route: Route::All,
+            position: Some(StreamId { ms, seq: 0 }),
+            after_loss: false,
+        }
+    }
+
+    /// Registers a client that has the stream up to `ms-0`.
+    fn join_after(hub: &mut HubThread, id: u64, ms: u64) -> (Receiver<Joined>, Receiver<Frame>) {
+        let (queue, frames) = crossbeam_channel::unbounded();
+        let (registered, answer) = crossbeam_channel::bounded(1);
+        hub.add(Registration {
+            id: ClientId::new(id),
+            queue,
+            counters: Arc::default(),
+            topics: Vec::new(),
+            resume: ResumeFrom::After {
+                replayed: None,
+                point: StreamId { ms, seq: 0 },
+            },
+            registered,
+        });
+        (answer, frames)
+    }
+
+    fn ids_in(frames: &Receiver<Frame>) -> Vec<String> {
+        let bytes: Vec<u8> = frames
+            .try_iter()
+            .flat_map(|frame| frame.as_bytes().to_vec())
+            .collect();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.strip_prefix("id: ").map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn a_client_ahead_of_the_reader_waits_and_then_gets_only_what_follows() {
+        let (mut hub, _shared) = hub_thread(100);
+        hub.dispatch(from_stream(10));
+        // The client fetched the stream up to 12 from Redis; the reader
+        // has read up to 10.
+        let (answer, frames) = join_after(&mut hub, 1, 12);
+        assert!(answer.try_recv().is_err(), "parked");
+        hub.dispatch(from_stream(11));
+        assert!(answer.try_recv().is_err(), "still parked");
+        hub.dispatch(from_stream(12));
+        assert_eq!(answer.try_recv(), Ok(Joined::Yes));
+        hub.dispatch(from_stream(13));
+        assert_eq!(ids_in(&frames), ["13-0"]);
+    }
+
+    #[test]
+    fn a_client_behind_the_window_fetches_again() {
+        let (mut hub, _shared) = hub_thread(2);
+        for ms in [10, 11, 12, 13] {
+            hub.dispatch(from_stream(ms));
+        }
+        // 10 and 11 have left the history: from 10 the hub cannot tell
+        // what came next; from 11 it can (12 and 13).
+        let (answer, _frames) = join_after(&mut hub, 1, 10);
+        assert_eq!(answer.try_recv(), Ok(Joined::Refetch));
+        assert!(!lock(&hub.shared.clients).contains_key(&ClientId::new(1)));
+        let (answer, frames) = join_after(&mut hub, 2, 11);
+        assert_eq!(answer.try_recv(), Ok(Joined::Yes));
+        assert_eq!(ids_in(&frames), ["12-0", "13-0"]);
+    }
+
+    #[test]
+    fn nothing_before_the_first_event_read_or_a_loss_is_replayed() {
+        let (mut hub, _shared) = hub_thread(100);
+        hub.dispatch(from_stream(10));
+        hub.dispatch(from_stream(11));
+        // Before 10 the hub saw nothing.
+        let (answer, _frames) = join_after(&mut hub, 1, 9);
+        assert_eq!(answer.try_recv(), Ok(Joined::Refetch));
+        // The reader lost events after 11.
+        hub.dispatch(Outgoing {
+            frame: Frame::new(b": lost\n".to_vec(), 0),
+            custom_id: None,
+            route: Route::All,
+            position: None,
+            after_loss: true,
+        });
+        hub.dispatch(from_stream(20));
+        let (answer, _frames) = join_after(&mut hub, 2, 11);
+        assert_eq!(answer.try_recv(), Ok(Joined::Refetch));
+        let (answer, frames) = join_after(&mut hub, 3, 20);
+        assert_eq!(answer.try_recv(), Ok(Joined::Yes));
+        hub.dispatch(from_stream(21));
+        assert_eq!(ids_in(&frames), ["21-0"]);
     }
 
     #[test]

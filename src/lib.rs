@@ -129,6 +129,7 @@ mod frame;
 pub mod parse;
 mod retry;
 mod stats;
+mod stream_id;
 mod sync;
 // Settings, counters and the messages between threads.
 mod config;
@@ -138,6 +139,9 @@ mod counters;
 mod messages;
 // Workarounds for tiny_http.
 mod tiny_http_fixes;
+
+#[cfg(feature = "redis")]
+mod redis_link;
 // The state the threads share.
 mod shared;
 mod subscription;

@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
 use crate::frame::Frame;
+use crate::stream_id::StreamId;
 
 /// Where an event goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,43 @@ pub(crate) struct Outgoing {
     /// frame's bytes).
     pub(crate) custom_id: Option<Arc<str>>,
     pub(crate) route: Route,
+    /// Its place in the shared Redis Stream (feature `redis`): set by the
+    /// reader thread, which has put the id in the frame and in `custom_id`.
+    pub(crate) position: Option<StreamId>,
+    /// Set by the reader thread on the notice it sends after losing events
+    /// (trimmed away, or the stream was emptied, while Redis was out of
+    /// reach): the hub's window of the stream starts again after it.
+    pub(crate) after_loss: bool,
+}
+
+/// Where a joining client starts.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum ResumeFrom {
+    /// With the next event.
+    Live,
+    /// After the event with this id, replayed from the hub's history (or
+    /// the gap event when the history does not hold it).
+    Id(String),
+    /// After `point`, an event of the shared Redis Stream: the client has
+    /// been sent everything up to it already (`replayed`, fetched from
+    /// Redis), and the hub replays from its history what came after.
+    After {
+        replayed: Option<Frame>,
+        point: StreamId,
+    },
+    /// Redis says the id cannot be resumed from: the gap event, then live.
+    Gap,
+}
+
+/// The hub thread's answer to a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Joined {
+    Yes,
+    IdInUse,
+    /// `ResumeFrom::After`'s point has left the history since it was
+    /// fetched: fetch again from there.
+    Refetch,
 }
 
 /// A client asking to join.
@@ -46,9 +84,9 @@ pub(crate) struct Registration {
     pub(crate) queue: Sender<Frame>,
     pub(crate) counters: Arc<ClientCounters>,
     pub(crate) topics: Vec<Box<str>>,
-    pub(crate) last_event_id: Option<String>,
-    /// Answered once the client is in (or refused): true when it joined.
-    pub(crate) registered: Sender<bool>,
+    pub(crate) resume: ResumeFrom,
+    /// Answered once the client is in, or refused.
+    pub(crate) registered: Sender<Joined>,
 }
 
 /// A client leaving.

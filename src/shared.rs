@@ -13,6 +13,8 @@ use crate::client_id::ClientId;
 use crate::config::Config;
 use crate::counters::{ClientCounters, Counters};
 use crate::messages::{Registration, Removal};
+#[cfg(feature = "redis")]
+use crate::redis_link::replay::Replayer;
 use crate::tiny_http_fixes::pipelined::OpenStreams;
 
 /// What the threads of a hub share. It holds no handle to the `Hub`, so no
@@ -30,6 +32,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Open event streams by the client's address and port.
     pub(crate) streams: Arc<OpenStreams>,
+    /// Replay from the shared Redis Stream, when the hub has one.
+    #[cfg(feature = "redis")]
+    pub(crate) replayer: Option<Replayer>,
 }
 
 impl Shared {
@@ -47,7 +52,19 @@ impl Shared {
             closing: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             config,
+            #[cfg(feature = "redis")]
+            replayer: None,
         }
+    }
+
+    /// Shares the stream of a Redis server, as node `node` (feature
+    /// `redis`): client ids start at `node << 40`, so the ids of processes
+    /// with different node numbers never meet (2^40 clients per process).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_redis(mut self, replayer: Replayer, node: u64) -> Shared {
+        self.replayer = Some(replayer);
+        self.next_id = AtomicU64::new(((node & 0x7f_ffff) << 40) | 1);
+        self
     }
 
     /// An id no client the hub numbered has had.

@@ -42,6 +42,14 @@ pub struct Stats {
     pub history_events: usize,
     /// Bytes of encoded events in the replay history.
     pub history_bytes: usize,
+    /// Feature `redis`: `None` when the hub shares no stream
+    /// ([`HubBuilder::redis`](crate::HubBuilder::redis)); otherwise whether
+    /// both of its connections to Redis are up, the one that appends what
+    /// this process publishes and the one that reads the stream. While it
+    /// is `Some(false)`, publishing fails at once, clients keep their
+    /// streams and get no new events, and the hub reconnects by itself.
+    #[cfg(feature = "redis")]
+    pub redis_connected: Option<bool>,
 }
 
 /// Counters for one client, from [`Hub::client_stats`](crate::Hub::client_stats)

@@ -12,8 +12,15 @@ use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
 use crate::error::Error;
 use crate::frame::Frame;
-use crate::messages::{Registration, Removal};
+use crate::messages::{Joined, Registration, Removal, ResumeFrom};
+#[cfg(feature = "redis")]
+use crate::redis_link::replay::Fetched;
 use crate::shared::Shared;
+use crate::stream_id::StreamId;
+
+/// How many times a client that resumes from Redis fetches before it is
+/// given the gap event instead (see `Subscription::register`).
+const MAX_FETCHES: usize = 4;
 
 /// Options for [`Hub::subscribe_with`](crate::Hub::subscribe_with).
 ///
@@ -113,39 +120,67 @@ impl Subscription {
         // allocated as they fill, where a bounded one allocates every slot
         // up front: about 1.2 KiB for an idle client instead of 3.7 KiB.
         let (queue, receiver) = crossbeam_channel::unbounded();
-        let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
         let id = options.id.unwrap_or_else(|| shared.next_id());
         let counters = options.counters.unwrap_or_default();
         if shared.is_closing() {
             return Err(Error::Closed);
         }
-        shared
-            .add_tx
-            .send(Registration {
-                id,
-                queue,
-                counters: Arc::clone(&counters),
-                topics: options
-                    .topics
-                    .into_iter()
-                    .map(String::into_boxed_str)
-                    .collect(),
-                last_event_id: options.last_event_id,
-                registered: registered_tx,
-            })
-            .map_err(|_| Error::Closed)?;
-        // The hub thread answers at once, or drops the registration (and so
-        // disconnects this channel) when it stops.
-        match registered_rx.recv() {
-            Ok(true) => Ok(Subscription {
-                id,
-                receiver,
-                counters,
-                shared: Arc::clone(shared),
-                left: false,
-            }),
-            Ok(false) => Err(Error::IdInUse(id)),
-            Err(_) => Err(Error::Closed),
+        let topics: Vec<Box<str>> = options
+            .topics
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect();
+        let mut resume = match options.last_event_id {
+            None => ResumeFrom::Live,
+            Some(last_event_id) => first_resume(shared, last_event_id, id, &topics),
+        };
+        // With Redis, the hub's window may have moved past where a replay
+        // ended before the client got to register: then the client fetches
+        // on from there, a few times at most.
+        let mut fetches = 1;
+        loop {
+            let (registered_tx, registered_rx) = crossbeam_channel::bounded(1);
+            let (point, replayed) = match &resume {
+                ResumeFrom::After { point, replayed } => (Some(*point), replayed.clone()),
+                _ => (None, None),
+            };
+            shared
+                .add_tx
+                .send(Registration {
+                    id,
+                    queue: queue.clone(),
+                    counters: Arc::clone(&counters),
+                    topics: topics.clone(),
+                    resume,
+                    registered: registered_tx,
+                })
+                .map_err(|_| Error::Closed)?;
+            // The hub thread answers at once (or, for a replay from Redis
+            // that went further than the hub has read, once it gets there),
+            // or drops the registration (and so disconnects this channel)
+            // when it stops.
+            match registered_rx.recv() {
+                Ok(Joined::Yes) => {
+                    return Ok(Subscription {
+                        id,
+                        receiver,
+                        counters,
+                        shared: Arc::clone(shared),
+                        left: false,
+                    });
+                }
+                Ok(Joined::IdInUse) => return Err(Error::IdInUse(id)),
+                Ok(Joined::Refetch) => {
+                    fetches += 1;
+                    resume = match point {
+                        Some(point) if fetches <= MAX_FETCHES => {
+                            fetch_on(shared, replayed, point, id, &topics)
+                        }
+                        _ => ResumeFrom::Gap,
+                    };
+                }
+                Err(_) => return Err(Error::Closed),
+            }
         }
     }
 
@@ -253,4 +288,61 @@ impl Drop for Subscription {
             });
         }
     }
+}
+
+/// Where a client that sent `last_event_id` starts: without Redis, the
+/// hub's history; with it, what the shared stream holds after the id
+/// (fetched here, on the client's own thread), or the history when Redis
+/// cannot be reached now.
+fn first_resume(
+    shared: &Shared,
+    last_event_id: String,
+    id: ClientId,
+    topics: &[Box<str>],
+) -> ResumeFrom {
+    #[cfg(feature = "redis")]
+    if let Some(replayer) = &shared.replayer {
+        return match replayer.fetch_after(&last_event_id, id, topics) {
+            Ok(Fetched::After { replayed, point }) => ResumeFrom::After { replayed, point },
+            Ok(Fetched::Gap) => ResumeFrom::Gap,
+            Err(why) => {
+                log::debug!(
+                    "cannot replay {last_event_id:?} from Redis ({why}): replaying from \
+                     the history"
+                );
+                ResumeFrom::Id(last_event_id)
+            }
+        };
+    }
+    let _ = (shared, id, topics);
+    ResumeFrom::Id(last_event_id)
+}
+
+/// A client that has `replayed` (fetched before) up to `point` fetches what
+/// came after.
+fn fetch_on(
+    shared: &Shared,
+    replayed: Option<Frame>,
+    point: StreamId,
+    id: ClientId,
+    topics: &[Box<str>],
+) -> ResumeFrom {
+    #[cfg(feature = "redis")]
+    if let Some(replayer) = &shared.replayer {
+        return match replayer.fetch_after(&point.to_string(), id, topics) {
+            Ok(Fetched::After {
+                replayed: more,
+                point,
+            }) => {
+                let frames: Vec<Frame> = replayed.into_iter().chain(more).collect();
+                ResumeFrom::After {
+                    replayed: (!frames.is_empty()).then(|| Frame::join(&frames)),
+                    point,
+                }
+            }
+            Ok(Fetched::Gap) | Err(_) => ResumeFrom::Gap,
+        };
+    }
+    let _ = (shared, replayed, point, id, topics);
+    ResumeFrom::Gap
 }

@@ -1,0 +1,102 @@
+//! Connections to Redis: opening them, the pause between tries, and the
+//! state the link's threads share.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::config::RedisSettings;
+use crate::error::Error;
+use crate::retry::jittered_millis;
+
+/// The first pause before connecting again, doubled after each failure.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between tries.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// A `redis::Client` for `settings`, or why the URL was refused.
+pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
+    if settings.key.is_empty() {
+        return Err(Error::RedisConfig("the stream key is empty".into()));
+    }
+    redis::Client::open(settings.url.as_str())
+        .map_err(|e| Error::RedisConfig(format!("{}: {e}", settings.url)))
+}
+
+/// A connection whose every command gives up after `timeout`.
+pub(crate) fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let connection = client.get_connection_with_timeout(timeout)?;
+    connection.set_read_timeout(Some(timeout))?;
+    connection.set_write_timeout(Some(timeout))?;
+    Ok(connection)
+}
+
+/// Pauses between tries to connect: 100 ms doubling up to 5 s, each with
+/// up to half again of jitter, so that many processes that lost Redis
+/// together do not all come back in the same millisecond.
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff {
+            next: BACKOFF_FIRST,
+        }
+    }
+
+    /// The pause before the next try; the one after is longer.
+    pub(crate) fn pause(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        Duration::from_millis(jittered_millis(base, base / 2, base.as_nanos() as u64))
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = BACKOFF_FIRST;
+    }
+}
+
+/// What the link's threads tell the rest of the hub.
+#[derive(Default)]
+pub(crate) struct LinkState {
+    /// The appending connection is up.
+    pub(crate) appending: AtomicBool,
+    /// The reading connection is up.
+    pub(crate) reading: AtomicBool,
+    /// The reader knows where in the stream it starts: until then nothing
+    /// is appended, or this process's own clients could miss it.
+    pub(crate) positioned: AtomicBool,
+    /// Set once the hub shuts down.
+    pub(crate) stopping: AtomicBool,
+}
+
+/// This process's node number: the next value of `<key>:nodes` in Redis,
+/// so that the client ids of processes sharing a stream never meet; when
+/// Redis cannot be reached now, a number drawn from the clock and the
+/// process id (logged, as two processes could then draw the same).
+pub(crate) fn node_number(settings: &RedisSettings, client: &redis::Client) -> u64 {
+    let counter = format!("{}:nodes", settings.key);
+    let counted = connect(client, settings.timeout).and_then(|mut connection| {
+        redis::cmd("INCR")
+            .arg(&counter)
+            .query::<u64>(&mut connection)
+    });
+    match counted {
+        Ok(node) => node,
+        Err(e) => {
+            let drawn = jittered_millis(
+                Duration::ZERO,
+                Duration::from_millis(u64::MAX >> 1),
+                u64::from(std::process::id()),
+            );
+            log::warn!(
+                "Redis cannot be reached to number this process ({e}); client ids use a drawn \
+                 node number instead, which another process could draw too"
+            );
+            drawn
+        }
+    }
+}
