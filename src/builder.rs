@@ -549,7 +549,7 @@ impl HubBuilder {
     /// [`Error::Spawn`] when the operating system refuses the hub thread;
     /// with the `redis` feature, `Error::RedisConfig` for a Redis URL the
     /// `redis` crate cannot read or an empty stream key (a Redis that
-    /// cannot be reached is no error: see [`HubBuilder::redis`]).
+    /// cannot be reached is no error: see `HubBuilder::redis`).
     pub fn build(self) -> Result<Hub, Error> {
         let mut config = self.config;
         if let Some(name) = &config.gap_event {

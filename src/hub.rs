@@ -193,7 +193,9 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after shutdown.
+    /// [`Error::Closed`] after shutdown; with a shared Redis Stream
+    /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
+    /// Redis could not take the event.
     ///
     /// # Examples
     ///
@@ -217,7 +219,9 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after shutdown.
+    /// [`Error::Closed`] after shutdown; with a shared Redis Stream
+    /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
+    /// Redis could not take the event.
     ///
     /// # Examples
     ///
@@ -240,7 +244,9 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after shutdown.
+    /// [`Error::Closed`] after shutdown; with a shared Redis Stream
+    /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
+    /// Redis could not take the event.
     ///
     /// # Examples
     ///
@@ -267,7 +273,11 @@ impl Hub {
     /// [`Error::Closed`] after shutdown (whatever the id: shutdown
     /// disconnects every client), [`Error::UnknownClient`] when no client
     /// with that id is connected. A client that leaves between this check
-    /// and the hub thread's turn simply does not get the event.
+    /// and the hub thread's turn simply does not get the event. With a
+    /// shared Redis Stream (`HubBuilder::redis`, feature `redis`) the client may be
+    /// connected to any process, so there is no such check (an unknown id
+    /// reaches nobody), and `Error::RedisUnavailable` when Redis could not
+    /// take the event.
     ///
     /// # Examples
     ///
@@ -355,7 +365,9 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after shutdown.
+    /// [`Error::Closed`] after shutdown; with a shared Redis Stream
+    /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
+    /// Redis could not take the event.
     pub fn subscribe(&self) -> Result<Subscription, Error> {
         self.subscribe_with(SubscribeOptions::new())
     }

@@ -22,6 +22,10 @@ use crate::stream_id::StreamId;
 /// given the gap event instead (see `Subscription::register`).
 const MAX_FETCHES: usize = 4;
 
+/// How long a client whose replay from Redis went further than the hub has
+/// read waits for the hub to get there, before it takes the gap event.
+const PARKED_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Options for [`Hub::subscribe_with`](crate::Hub::subscribe_with).
 ///
 /// # Examples
@@ -159,8 +163,25 @@ impl Subscription {
             // that went further than the hub has read, once it gets there),
             // or drops the registration (and so disconnects this channel)
             // when it stops.
-            match registered_rx.recv() {
-                Ok(Joined::Yes) => {
+            let answer = match point {
+                None => registered_rx.recv().ok(),
+                // Parked until the reader gets there, which it may not
+                // while Redis is out of reach: then the gap event instead.
+                Some(_) => match registered_rx.recv_timeout(PARKED_PATIENCE) {
+                    Ok(answer) => Some(answer),
+                    Err(RecvTimeoutError::Timeout) => {
+                        log::debug!(
+                            "client {id}: the hub did not reach its replay's end within \
+                             {PARKED_PATIENCE:?}; sending the gap event instead"
+                        );
+                        resume = ResumeFrom::Gap;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            match answer {
+                Some(Joined::Yes) => {
                     return Ok(Subscription {
                         id,
                         receiver,
@@ -169,8 +190,8 @@ impl Subscription {
                         left: false,
                     });
                 }
-                Ok(Joined::IdInUse) => return Err(Error::IdInUse(id)),
-                Ok(Joined::Refetch) => {
+                Some(Joined::IdInUse) => return Err(Error::IdInUse(id)),
+                Some(Joined::Refetch) => {
                     fetches += 1;
                     resume = match point {
                         Some(point) if fetches <= MAX_FETCHES => {
@@ -179,7 +200,7 @@ impl Subscription {
                         _ => ResumeFrom::Gap,
                     };
                 }
-                Err(_) => return Err(Error::Closed),
+                None => return Err(Error::Closed),
             }
         }
     }
