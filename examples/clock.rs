@@ -4,12 +4,22 @@
 //! cargo run --example clock                       # http://127.0.0.1:8080/
 //! cargo run --example clock -- --addr 0.0.0.0:9000
 //! RUST_LOG=debug cargo run --example clock        # also the library's debug log
+//!
+//! # Two clocks sharing one stream through Redis, in two browser tabs:
+//! cargo run --features redis --example clock -- --addr 127.0.0.1:8081 --redis redis://127.0.0.1:6379
+//! cargo run --features redis --example clock -- --addr 127.0.0.1:8082 --redis redis://127.0.0.1:6379
 //! ```
 //!
 //! `/` serves a small page whose `EventSource('/events')` shows each tick;
 //! `/events` is the stream. A plain thread publishes one `tick` event a
 //! second. Ctrl-C (or SIGTERM) stops the ticker, shuts the server down and
 //! exits 0.
+//!
+//! With `--redis URL` (feature `redis`), the hub shares the Redis Stream
+//! `sse-clock` (`--redis-key` to change it) with every other clock on that
+//! Redis: each tick says which clock published it, and every tab, whichever
+//! clock serves it, shows every clock's ticks, in the same order, each
+//! once.
 //!
 //! The hub keeps its defaults. In particular each stream starts with a
 //! `retry:` line of 3 to 5 seconds, drawn for each browser, so that after a
@@ -31,11 +41,14 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 const USAGE: &str = "\
 Serves a clock page at / and its event stream at /events.
 
-Usage: clock [--addr ADDR]
+Usage: clock [--addr ADDR] [--redis URL [--redis-key KEY]]
 
 Options:
-  --addr ADDR   address to listen on (default 127.0.0.1:8080)
-  -h, --help    print this help
+  --addr ADDR       address to listen on (default 127.0.0.1:8080)
+  --redis URL       share the stream with other clocks on this Redis server
+                    (redis://host:port; needs the `redis` feature)
+  --redis-key KEY   the Redis Stream's key (default sse-clock)
+  -h, --help        print this help
 
 The log level comes from RUST_LOG (default: info).
 Stop with Ctrl-C or SIGTERM.";
@@ -55,6 +68,7 @@ const PAGE: &str = r#"<!doctype html>
          justify-content: center; background: #f6f6f4; color: #222; }
   #time { font: bold 5rem/1.1 ui-monospace, monospace; letter-spacing: .05em; }
   #zone { color: #777; margin-bottom: 1.5rem; }
+  #origin { color: #777; margin: -1rem 0 1.5rem; min-height: 1.2em; }
   #status::before { content: "\25CF  "; }
   .connecting { color: #a67c00; }
   .connected { color: #1a7f37; }
@@ -64,9 +78,11 @@ const PAGE: &str = r#"<!doctype html>
 <body>
 <div id="time">--:--:--</div>
 <div id="zone">server time, UTC</div>
+<div id="origin"></div>
 <div id="status" class="connecting">connecting&hellip;</div>
 <script>
   const time = document.getElementById("time");
+  const origin = document.getElementById("origin");
   const status = document.getElementById("status");
   function show(state, text) {
     status.className = state;
@@ -75,7 +91,10 @@ const PAGE: &str = r#"<!doctype html>
   const source = new EventSource("/events");
   source.onopen = () => show("connected", "connected");
   source.addEventListener("tick", (event) => {
-    time.textContent = event.data;
+    // "HH:MM:SS", or "HH:MM:SS <clock>" when clocks share a stream.
+    const [hms, from] = event.data.split(" ");
+    time.textContent = hms;
+    origin.textContent = from ? "from the clock at " + from : "";
     show("connected", "connected");
   });
   source.onerror = () => {
@@ -90,9 +109,18 @@ const PAGE: &str = r#"<!doctype html>
 </html>
 "#;
 
+/// What the command line sets.
+#[derive(Debug)]
+struct Options {
+    addr: String,
+    /// `--redis URL`: share the stream through this Redis server.
+    redis: Option<String>,
+    redis_key: String,
+}
+
 fn main() -> ExitCode {
-    let addr = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(addr)) => addr,
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -103,7 +131,7 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(&addr) {
+    match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clock: {e}");
@@ -112,30 +140,45 @@ fn main() -> ExitCode {
     }
 }
 
-/// The address to listen on, or `None` for `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<String>, String> {
-    let mut addr = DEFAULT_ADDR.to_string();
+/// The options, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        addr: DEFAULT_ADDR.to_string(),
+        redis: None,
+        redis_key: "sse-clock".to_string(),
+    };
     while let Some(arg) = args.next() {
-        match arg.as_str() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_string(), Some(value.to_string()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match name.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--addr" => addr = args.next().ok_or("--addr needs a value")?,
-            _ => match arg.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_string(),
-                None => return Err(format!("unknown argument {arg:?}")),
-            },
+            "--addr" => options.addr = value()?,
+            "--redis" => options.redis = Some(value()?),
+            "--redis-key" => options.redis_key = value()?,
+            _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
-    Ok(Some(addr))
+    Ok(Some(options))
 }
 
-fn run(addr: &str) -> Result<(), Box<dyn Error>> {
+fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     // The handler runs on a thread of ctrlc's; all it does is wake main.
     let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
     ctrlc::set_handler(move || {
         let _ = signal_tx.try_send(());
     })?;
 
-    let clock = Clock::start(addr)?;
+    let clock = Clock::start(&options.addr, hub_for(options)?)?;
     println!(
         "clock: open http://{}/ in a browser (Ctrl-C to stop)",
         clock.server.local_addr()
@@ -160,16 +203,16 @@ struct Clock {
 }
 
 impl Clock {
-    /// Serves the page and the stream on `addr` and starts ticking.
-    fn start(addr: &str) -> Result<Clock, Box<dyn Error>> {
-        // The defaults: replay history, keep-alives, and a jittered `retry:`
-        // at the start of each stream.
-        let hub = Hub::new()?;
+    /// Serves the page and the stream of `hub` on `addr` and starts
+    /// ticking. A hub that shares a Redis Stream tags its ticks with this
+    /// clock's address.
+    fn start(addr: &str, (hub, shared): (Hub, bool)) -> Result<Clock, Box<dyn Error>> {
         let server = Server::builder(&hub).fallback(route).bind(addr)?;
+        let origin = shared.then(|| server.local_addr().to_string());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let ticker = thread::Builder::new()
             .name("ticker".into())
-            .spawn(move || tick(&hub, &stop_rx))?;
+            .spawn(move || tick(&hub, origin.as_deref(), &stop_rx))?;
         Ok(Clock {
             server,
             stop_tx,
@@ -185,6 +228,21 @@ impl Clock {
             log::error!("the ticker thread panicked");
         }
         self.server.shutdown()
+    }
+}
+
+/// The hub, with the defaults: replay history, keep-alives, and a jittered
+/// `retry:` at the start of each stream; and, with `--redis`, the shared
+/// stream (then `true`).
+fn hub_for(options: &Options) -> Result<(Hub, bool), Box<dyn Error>> {
+    match &options.redis {
+        None => Ok((Hub::new()?, false)),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok((Hub::builder().redis(url, &options.redis_key).build()?, true)),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(
+            "--redis needs the `redis` feature (cargo run --features redis --example clock)".into(),
+        ),
     }
 }
 
@@ -210,18 +268,27 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// Publishes the time just after each whole second until `stop` disconnects
-/// (or the hub shuts down).
-fn tick(hub: &Hub, stop: &Receiver<()>) {
+/// (or the hub shuts down); with `origin`, tagged with it.
+fn tick(hub: &Hub, origin: Option<&str>, stop: &Receiver<()>) {
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let event = Event::new(utc_hms(now.as_secs()))
+        let data = match origin {
+            Some(origin) => format!("{} {origin}", utc_hms(now.as_secs())),
+            None => utc_hms(now.as_secs()),
+        };
+        // With Redis the id is the stream's, whatever is set here.
+        let event = Event::new(data)
             .with_event("tick")
             .and_then(|event| event.with_id(now.as_secs().to_string()))
             .expect("a plain name and a number are valid fields");
-        if hub.publish(&event).is_err() {
-            return; // shut down
+        match hub.publish(&event) {
+            Ok(()) => {}
+            Err(sse_server::Error::Closed) => return, // shut down
+            // Redis out of reach: this tick is lost; the hub reconnects and
+            // the next one goes out.
+            Err(e) => log::warn!("tick not published: {e}"),
         }
         let to_next_second =
             Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos().into());
@@ -254,7 +321,8 @@ mod tests {
     /// ticks carry no `retry:` that would replace it.
     #[test]
     fn ticks_leave_the_jittered_retry_alone() {
-        let clock = Clock::start("127.0.0.1:0").expect("start the clock");
+        let hub = Hub::new().expect("build the hub");
+        let clock = Clock::start("127.0.0.1:0", (hub, false)).expect("start the clock");
         let addr = clock.server.local_addr();
         let mut stream =
             TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
