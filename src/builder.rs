@@ -569,10 +569,12 @@ impl HubBuilder {
 
 impl fmt::Debug for HubBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubBuilder")
-            .field("config", &self.config)
-            .field("max_clients", &self.max_clients)
-            .finish()
+        let mut f = f.debug_struct("HubBuilder");
+        f.field("config", &self.config)
+            .field("max_clients", &self.max_clients);
+        #[cfg(feature = "redis")]
+        f.field("redis", &self.redis_on.then_some(&self.redis));
+        f.finish()
     }
 }
 

@@ -68,7 +68,7 @@ pub(crate) struct Config {
 }
 
 /// The Redis Stream several processes share (feature `redis`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) struct RedisSettings {
     /// `redis://[user:password@]host[:port][/db]` (the `redis` crate's URL).
@@ -83,6 +83,23 @@ pub(crate) struct RedisSettings {
     /// At most this many events are replayed to a client that reconnects;
     /// one further behind gets the gap event.
     pub(crate) replay_max: usize,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: only what follows the `@` is shown.
+        let url = match (self.url.split_once("://"), self.url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+            _ => self.url.clone(),
+        };
+        f.debug_struct("RedisSettings")
+            .field("url", &url)
+            .field("key", &self.key)
+            .field("max_len", &self.max_len)
+            .field("timeout", &self.timeout)
+            .field("replay_max", &self.replay_max)
+            .finish()
+    }
 }
 
 impl Default for RedisSettings {
@@ -146,5 +163,25 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("redis", &self.redis)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisSettings;
+
+    #[test]
+    fn a_redis_password_never_shows_in_debug_output() {
+        let settings = RedisSettings {
+            url: "redis://user:s3cret@db.example:6379/2".into(),
+            key: "events".into(),
+            ..RedisSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://***@db.example:6379/2"), "{shown}");
     }
 }

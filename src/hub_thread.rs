@@ -384,6 +384,11 @@ impl HubThread {
     }
 
     fn deliver(&mut self, frame: &Frame, route: &Route) {
+        // The Redis reader's marker of where it starts: nothing to send (an
+        // empty chunk would end an HTTP/1.1 stream).
+        if frame.as_bytes().is_empty() {
+            return;
+        }
         let events = frame.events() as u64;
         let mut queued = 0u64;
         let mut dropped = 0u64;
@@ -548,6 +553,35 @@ mod tests {
         assert_eq!(answer.try_recv(), Ok(Joined::Yes));
         hub.dispatch(from_stream(13));
         assert_eq!(ids_in(&frames), ["13-0"]);
+    }
+
+    #[test]
+    fn a_client_at_the_readers_start_joins_at_once_and_the_marker_reaches_nobody() {
+        let (mut hub, _shared) = hub_thread(100);
+        let (live, live_frames) = join_after(&mut hub, 9, 0);
+        assert!(
+            live.try_recv().is_err(),
+            "parked: the reader has not started"
+        );
+        // The reader starts at 10 (the stream's newest entry) and says so.
+        hub.dispatch(Outgoing {
+            frame: Frame::new(Vec::new(), 0),
+            custom_id: None,
+            route: Route::All,
+            position: Some(StreamId { ms: 10, seq: 0 }),
+            after_loss: false,
+        });
+        assert_eq!(
+            live.try_recv(),
+            Ok(Joined::Refetch),
+            "0 is before the window"
+        );
+        let (answer, frames) = join_after(&mut hub, 1, 10);
+        assert_eq!(answer.try_recv(), Ok(Joined::Yes));
+        assert_eq!(frames.try_iter().count(), 0, "the marker reaches nobody");
+        assert_eq!(live_frames.try_iter().count(), 0);
+        hub.dispatch(from_stream(11));
+        assert_eq!(ids_in(&frames), ["11-0"]);
     }
 
     #[test]

@@ -128,7 +128,21 @@ impl Reader {
                     Ok(newest) => newest,
                     Err(e) => return Stop::Lost(e),
                 };
-                self.position = Some(first_id(&newest).unwrap_or(StreamId::ZERO));
+                let start = first_id(&newest).unwrap_or(StreamId::ZERO);
+                self.position = Some(start);
+                // The hub thread learns where its window of the stream
+                // starts: a client whose replay from Redis ends here joins
+                // at once, without waiting for the next event.
+                let marker = Outgoing {
+                    frame: Frame::new(Vec::new(), 0),
+                    custom_id: None,
+                    route: Route::All,
+                    position: Some(start),
+                    after_loss: false,
+                };
+                if self.hub.send(marker).is_err() {
+                    return Stop::Stopping;
+                }
                 self.state.positioned.store(true, Ordering::Release);
             }
             Some(position) if position != StreamId::ZERO => {
