@@ -484,9 +484,11 @@ impl HubBuilder {
     ///   from `node << 40`. (If Redis cannot be reached at that moment it
     ///   draws a node number, and says so in the log.)
     ///
-    /// `build` waits up to [`redis_timeout`](HubBuilder::redis_timeout)
-    /// for both connections, so that a hub built while Redis is up can
-    /// publish at once.
+    /// `build` waits for both connections, so that a hub built while Redis
+    /// is up can publish at once: up to about twice
+    /// [`redis_timeout`](HubBuilder::redis_timeout) when Redis cannot be
+    /// reached (once to take the node number, once for the connections),
+    /// and then returns a hub that keeps trying in the background.
     ///
     /// # Examples
     ///
