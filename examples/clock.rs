@@ -10,8 +10,10 @@
 //! cargo run --features redis --example clock -- --addr 127.0.0.1:8082 --redis redis://127.0.0.1:6379
 //! ```
 //!
-//! `/` serves a small page whose `EventSource('/events')` shows each tick;
-//! `/events` is the stream. A plain thread publishes one `tick` event a
+//! `/` serves a small page whose `EventSource('/events')` shows each tick,
+//! the connection's state (connecting, open, reconnecting, closed), the last
+//! event id and how many events arrived, readable on a phone and a desktop,
+//! with no other request; `/events` is the stream. A plain thread publishes one `tick` event a
 //! second. Ctrl-C (or SIGTERM) stops the ticker, shuts the server down and
 //! exits 0.
 //!
@@ -63,43 +65,78 @@ const PAGE: &str = r#"<!doctype html>
 <link rel="icon" href="data:,">
 <title>sse-server clock</title>
 <style>
-  body { font-family: system-ui, sans-serif; margin: 0; min-height: 100vh;
-         display: flex; flex-direction: column; align-items: center;
-         justify-content: center; background: #f6f6f4; color: #222; }
-  #time { font: bold 5rem/1.1 ui-monospace, monospace; letter-spacing: .05em; }
-  #zone { color: #777; margin-bottom: 1.5rem; }
-  #origin { color: #777; margin: -1rem 0 1.5rem; min-height: 1.2em; }
-  #status::before { content: "\25CF  "; }
-  .connecting { color: #a67c00; }
-  .connected { color: #1a7f37; }
-  .reconnecting, .closed { color: #c62828; }
+  :root { color-scheme: light dark; --muted: #6b6b6b; --ok: #1a7f37;
+          --wait: #9a6700; --bad: #c62828; --card: #ffffff; --bg: #f4f4f1; }
+  @media (prefers-color-scheme: dark) {
+    :root { --muted: #a0a0a0; --ok: #3fb950; --wait: #d29922; --bad: #f85149;
+            --card: #1c1c1e; --bg: #111113; }
+  }
+  * { box-sizing: border-box; }
+  body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
+         margin: 0; min-height: 100vh; display: flex; align-items: center;
+         justify-content: center; background: var(--bg); padding: 1rem; }
+  main { background: var(--card); border-radius: 1rem; padding: 2rem 1.5rem;
+         width: min(32rem, 100%); text-align: center;
+         box-shadow: 0 1px 3px rgba(0,0,0,.12); }
+  #time { font: 700 clamp(3rem, 16vw, 5.5rem)/1.05 ui-monospace, "SF Mono",
+          Menlo, Consolas, monospace; letter-spacing: .04em;
+          font-variant-numeric: tabular-nums; }
+  #zone, #origin { color: var(--muted); }
+  #origin { min-height: 1.3em; margin-top: .25rem; }
+  #state { display: inline-block; margin: 1.25rem 0 1rem; padding: .3rem .8rem;
+           border-radius: 999px; font-weight: 600; }
+  #state::before { content: "\25CF  "; }
+  .connecting { color: var(--wait); } .open { color: var(--ok); }
+  .reconnecting, .closed { color: var(--bad); }
+  dl { display: grid; grid-template-columns: auto auto; gap: .3rem 1rem;
+       justify-content: center; margin: 0; font-size: .95rem; }
+  dt { color: var(--muted); text-align: right; }
+  dd { margin: 0; text-align: left; font-family: ui-monospace, monospace;
+       overflow-wrap: anywhere; }
 </style>
 </head>
 <body>
-<div id="time">--:--:--</div>
-<div id="zone">server time, UTC</div>
-<div id="origin"></div>
-<div id="status" class="connecting">connecting&hellip;</div>
+<main>
+  <div id="time">--:--:--</div>
+  <div id="zone">server time, UTC</div>
+  <div id="origin"></div>
+  <div id="state" class="connecting">connecting&hellip;</div>
+  <dl>
+    <dt>events received</dt><dd id="count">0</dd>
+    <dt>last event id</dt><dd id="last-id">&ndash;</dd>
+    <dt>connections opened</dt><dd id="opens">0</dd>
+  </dl>
+</main>
 <script>
-  const time = document.getElementById("time");
-  const origin = document.getElementById("origin");
-  const status = document.getElementById("status");
+  // Everything the page shows is also on `window.clock`, for tests.
+  const clock = window.clock = { state: "connecting", count: 0, lastId: "",
+                                 opens: 0, ticks: [] };
+  const $ = (id) => document.getElementById(id);
   function show(state, text) {
-    status.className = state;
-    status.textContent = text;
+    clock.state = state;
+    $("state").className = state;
+    $("state").textContent = text;
   }
   const source = new EventSource("/events");
-  source.onopen = () => show("connected", "connected");
+  source.onopen = () => {
+    clock.opens += 1;
+    $("opens").textContent = clock.opens;
+    show("open", "open");
+  };
   source.addEventListener("tick", (event) => {
     // "HH:MM:SS", or "HH:MM:SS <clock>" when clocks share a stream.
     const [hms, from] = event.data.split(" ");
-    time.textContent = hms;
-    origin.textContent = from ? "from the clock at " + from : "";
-    show("connected", "connected");
+    clock.count += 1;
+    clock.lastId = event.lastEventId;
+    clock.ticks.push(event.data);
+    $("time").textContent = hms;
+    $("origin").textContent = from ? "from the clock at " + from : "";
+    $("count").textContent = clock.count;
+    $("last-id").textContent = event.lastEventId || "\u2013";
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) {
-      show("closed", "disconnected (reload the page to try again)");
+      show("closed", "closed (reload the page to try again)");
     } else {
       show("reconnecting", "reconnecting\u2026");
     }
