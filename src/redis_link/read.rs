@@ -3,11 +3,18 @@
 //!
 //! It starts at the stream's newest entry when it first connects (what
 //! came before is for replay), and after a lost connection goes on from the
-//! last id it read, so that nothing Redis still holds is missed. When that
-//! id is no longer in the stream (trimmed away while the process was cut
-//! off, or the stream was emptied), events may have been lost in between:
-//! every client gets the gap event, and the hub's window of the stream
-//! starts again.
+//! last id it read, so that nothing Redis still holds is missed. With each
+//! read it checks, in the same round trip, that this id is still in the
+//! stream. When it is not (trimmed away while the process was cut off, or
+//! before a slow reader got past it; or the stream was emptied), events may
+//! have been lost in between: every client gets the gap event, and the
+//! hub's window of the stream starts again. If the stream was emptied and
+//! refilled with ids that are not after the last one read (`FLUSHALL`, then
+//! an entry in the same millisecond), it is read again from its start.
+//!
+//! A check can say "lost" where nothing was (the entry trimmed just after
+//! this read returned): then clients get a gap event they did not need,
+//! never the other way round.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -39,6 +46,9 @@ pub(crate) struct Reader {
     hub: Sender<Outgoing>,
     /// The id of the last entry read (`None`: not connected yet).
     position: Option<StreamId>,
+    /// A digest of that entry's fields: after the stream was emptied, a
+    /// new entry can take the same id.
+    digest: Option<u64>,
 }
 
 /// Why reading stopped.
@@ -65,6 +75,7 @@ impl Reader {
             state,
             hub,
             position: None,
+            digest: None,
         }
     }
 
@@ -130,6 +141,10 @@ impl Reader {
                 };
                 let start = first_id(&newest).unwrap_or(StreamId::ZERO);
                 self.position = Some(start);
+                self.digest = match &newest {
+                    Value::Array(entries) => entries.first().and_then(digest),
+                    _ => None,
+                };
                 // The hub thread learns where its window of the stream
                 // starts: a client whose replay from Redis ends here joins
                 // at once, without waiting for the next event.
@@ -145,27 +160,6 @@ impl Reader {
                 }
                 self.state.positioned.store(true, Ordering::Release);
             }
-            Some(position) if position != StreamId::ZERO => {
-                let still_there: Value = match redis::cmd("XRANGE")
-                    .arg(&self.key)
-                    .arg(position.to_string())
-                    .arg(position.to_string())
-                    .query(connection)
-                {
-                    Ok(found) => found,
-                    Err(e) => return Stop::Lost(e),
-                };
-                if first_id(&still_there) != Some(position) {
-                    log::warn!(
-                        "the Redis stream no longer holds {position}, the last event this \
-                         process read (trimmed or emptied while it was cut off): clients get \
-                         the gap event"
-                    );
-                    if self.hub.send(self.loss_notice()).is_err() {
-                        return Stop::Stopping;
-                    }
-                }
-            }
             Some(_) => {}
         }
         self.state.reading.store(true, Ordering::Release);
@@ -178,33 +172,88 @@ impl Reader {
                 return Stop::Stopping;
             }
             let position = self.position.unwrap_or(StreamId::ZERO);
-            let read: Value = match redis::cmd("XREAD")
+            // With each read, in the same round trip and just after it (a
+            // pipeline runs in order, the checks once XREAD returns): is the
+            // last entry read before still there, and which entry is first.
+            // Redis trims the oldest entries first, so if that entry is
+            // still there, nothing this read could have missed was trimmed.
+            let checked = position != StreamId::ZERO;
+            let mut pipe = redis::pipe();
+            pipe.cmd("XREAD")
                 .arg("COUNT")
                 .arg(COUNT)
                 .arg("BLOCK")
                 .arg(BLOCK.as_millis() as u64)
                 .arg("STREAMS")
                 .arg(&self.key)
-                .arg(position.to_string())
-                .query(connection)
-            {
-                Ok(read) => read,
+                .arg(position.to_string());
+            if checked {
+                let at = position.to_string();
+                pipe.cmd("XRANGE").arg(&self.key).arg(&at).arg(&at);
+                pipe.cmd("XRANGE")
+                    .arg(&self.key)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1);
+            }
+            let replies: Vec<Value> = match pipe.query(connection) {
+                Ok(replies) => replies,
                 Err(e) => return Stop::Lost(e),
             };
-            for entry in entries_of_xread(&read) {
-                let Some((at, outgoing)) = decode(entry) else {
-                    // Not ours: skip it, but read on after it.
-                    if let Some(at) = entry_id(entry) {
-                        self.position = Some(at);
-                    }
+            let [read, checks @ ..] = replies.as_slice() else {
+                continue;
+            };
+            if let [at_position, first] = checks
+                && !self.still_there(at_position, position)
+            {
+                // Trimmed away before this reader got past it (while cut
+                // off, or outrun by a burst), or the stream was emptied:
+                // events may be lost.
+                log::warn!(
+                    "the Redis stream no longer holds {position}, the last entry this process \
+                     read (trimmed before it was read past, or the stream was emptied): \
+                     clients get the gap event"
+                );
+                if self.hub.send(self.loss_notice()).is_err() {
+                    return Stop::Stopping;
+                }
+                if first_id(first).is_none_or(|first| first <= position) {
+                    // Emptied, and what is there now (if anything) has ids
+                    // that are not after ours: all of it is new here, and is
+                    // read again from the start (this read's entries too).
+                    self.position = Some(StreamId::ZERO);
+                    self.digest = None;
+                    continue;
+                }
+            }
+            for entry in entries_of_xread(read) {
+                let Some(at) = entry_id(entry) else {
                     continue;
                 };
                 self.position = Some(at);
+                self.digest = digest(entry);
+                // Not ours (no `d` field, say): skipped, but read past.
+                let Some((_, outgoing)) = decode(entry) else {
+                    continue;
+                };
                 if self.hub.send(outgoing).is_err() {
                     return Stop::Stopping;
                 }
             }
         }
+    }
+
+    /// Whether the reply to `XRANGE key position position` is the entry
+    /// read last: the same id, and the same fields.
+    fn still_there(&self, reply: &Value, position: StreamId) -> bool {
+        let Value::Array(entries) = reply else {
+            return false;
+        };
+        let Some(entry) = entries.first() else {
+            return false;
+        };
+        entry_id(entry) == Some(position) && (self.digest.is_none() || digest(entry) == self.digest)
     }
 
     /// The gap event for every client, after events were lost.
@@ -251,4 +300,22 @@ pub(crate) fn first_id(reply: &Value) -> Option<StreamId> {
         return None;
     };
     entry_id(entries.first()?)
+}
+
+/// A digest of the fields of an entry `[id, [field, value, ...]]`.
+fn digest(entry: &Value) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let Some(Value::Array(fields)) = parts.get(1) else {
+        return None;
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for field in fields {
+        if let Value::BulkString(bytes) = field {
+            bytes.hash(&mut hasher);
+        }
+    }
+    Some(hasher.finish())
 }
