@@ -126,41 +126,38 @@ impl Reader {
     /// Finds its place, then reads until the connection fails or the hub
     /// stops.
     fn follow(&mut self, connection: &mut redis::Connection, was_down: &mut bool) -> Stop {
-        match self.position {
-            None => {
-                let newest: Value = match redis::cmd("XREVRANGE")
-                    .arg(&self.key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query(connection)
-                {
-                    Ok(newest) => newest,
-                    Err(e) => return Stop::Lost(e),
-                };
-                let start = first_id(&newest).unwrap_or(StreamId::ZERO);
-                self.position = Some(start);
-                self.digest = match &newest {
-                    Value::Array(entries) => entries.first().and_then(digest),
-                    _ => None,
-                };
-                // The hub thread learns where its window of the stream
-                // starts: a client whose replay from Redis ends here joins
-                // at once, without waiting for the next event.
-                let marker = Outgoing {
-                    frame: Frame::new(Vec::new(), 0),
-                    custom_id: None,
-                    route: Route::All,
-                    position: Some(start),
-                    after_loss: false,
-                };
-                if self.hub.send(marker).is_err() {
-                    return Stop::Stopping;
-                }
-                self.state.positioned.store(true, Ordering::Release);
+        if self.position.is_none() {
+            let newest: Value = match redis::cmd("XREVRANGE")
+                .arg(&self.key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(connection)
+            {
+                Ok(newest) => newest,
+                Err(e) => return Stop::Lost(e),
+            };
+            let start = first_id(&newest).unwrap_or(StreamId::ZERO);
+            self.position = Some(start);
+            self.digest = match &newest {
+                Value::Array(entries) => entries.first().and_then(digest),
+                _ => None,
+            };
+            // The hub thread learns where its window of the stream
+            // starts: a client whose replay from Redis ends here joins
+            // at once, without waiting for the next event.
+            let marker = Outgoing {
+                frame: Frame::new(Vec::new(), 0),
+                custom_id: None,
+                route: Route::All,
+                position: Some(start),
+                after_loss: false,
+            };
+            if self.hub.send(marker).is_err() {
+                return Stop::Stopping;
             }
-            Some(_) => {}
+            self.state.positioned.store(true, Ordering::Release);
         }
         self.state.reading.store(true, Ordering::Release);
         if *was_down {
