@@ -26,7 +26,11 @@ impl Drop for Curl {
 /// Whether the `curl` binary can be run here; when not, says so (the test
 /// then passes, having checked nothing).
 fn curl_installed() -> bool {
-    match Command::new("curl").arg("--version").stdout(Stdio::null()).status() {
+    match Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+    {
         Ok(status) if status.success() => true,
         _ => {
             eprintln!("skipping: curl is not installed (apt-get install curl)");
