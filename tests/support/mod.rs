@@ -12,6 +12,7 @@ pub mod client;
 pub mod events;
 pub mod fixed;
 pub mod hubs;
+pub mod nginx;
 pub mod proc;
 pub mod raw;
 pub mod relay;
