@@ -34,7 +34,10 @@ pub struct Stats {
     /// Conflict` for an id in use, `400 Bad Request` for too many topics.
     pub rejected: u64,
     /// Event streams open now (the rest of [`clients`](Stats::clients) are
-    /// subscriptions).
+    /// subscriptions). A stream counts from the moment its request is
+    /// taken, before the connect hook runs and the client is registered,
+    /// so for that moment `streams` can exceed the streams among `clients`;
+    /// an event published then does not reach that stream (but for replay).
     pub streams: usize,
     /// Events published but not yet taken up by the hub thread.
     pub pending: usize,
