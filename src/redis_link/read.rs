@@ -224,6 +224,21 @@ impl Reader {
                     continue;
                 }
             }
+            if !checked
+                && !entries_of_xread(read).is_empty()
+                && self.deleted_since_start(connection)
+            {
+                // The reader started at an empty stream (or read it again
+                // from its start), and entries it never saw have been
+                // trimmed since.
+                log::warn!(
+                    "entries of the Redis stream were trimmed before this process read them: \
+                     clients get the gap event"
+                );
+                if self.hub.send(self.loss_notice()).is_err() {
+                    return Stop::Stopping;
+                }
+            }
             for entry in entries_of_xread(read) {
                 let Some(at) = entry_id(entry) else {
                     continue;
@@ -238,6 +253,32 @@ impl Reader {
                     return Stop::Stopping;
                 }
             }
+        }
+    }
+
+    /// Whether any entry of the stream has been trimmed (or deleted) since
+    /// the stream was created: Redis 7's `entries-added` of `XINFO STREAM`
+    /// is more than its `length`. False where Redis does not tell (before
+    /// 7.0) or cannot be asked; a lost connection shows at the next read.
+    fn deleted_since_start(&self, connection: &mut redis::Connection) -> bool {
+        let Ok(Value::Array(info)) = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.key)
+            .query::<Value>(connection)
+        else {
+            return false;
+        };
+        let number = |name: &str| {
+            info.chunks_exact(2)
+                .find(|pair| text(&pair[0]).as_deref() == Some(name))
+                .and_then(|pair| match &pair[1] {
+                    Value::Int(n) => u64::try_from(*n).ok(),
+                    other => text(other)?.parse().ok(),
+                })
+        };
+        match (number("entries-added"), number("length")) {
+            (Some(added), Some(length)) => added > length,
+            _ => false,
         }
     }
 
