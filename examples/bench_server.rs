@@ -33,6 +33,8 @@ struct Config {
     /// `--redis URL`, and the stream's key (`--redis-key`).
     redis: Option<String>,
     redis_key: String,
+    /// `--redis-timeout-ms`: the hub's `redis_timeout`.
+    redis_timeout: Option<Duration>,
     /// Starts as the library's defaults; each option changes one setting.
     hub: HubBuilder,
 }
@@ -169,6 +171,15 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "--redis-timeout-ms",
+        value: "MS",
+        help: "how long one Redis command may take (default 1000)",
+        apply: |config, value| {
+            config.redis_timeout = Some(Duration::from_millis(number(value)?));
+            Ok(())
+        },
+    },
+    Opt {
         name: "--history",
         value: "N",
         help: "events kept for Last-Event-ID replay, within 64 MiB and 5 minutes \
@@ -226,6 +237,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         addr: None,
         redis: None,
         redis_key: "sse-bench".into(),
+        redis_timeout: None,
         hub: Hub::builder(),
     };
     while let Some(arg) = args.next() {
@@ -273,7 +285,13 @@ fn main() -> ExitCode {
     let builder = match &config.redis {
         None => config.hub,
         #[cfg(feature = "redis")]
-        Some(url) => config.hub.redis(url, &config.redis_key),
+        Some(url) => {
+            let hub = config.hub.redis(url, &config.redis_key);
+            match config.redis_timeout {
+                Some(timeout) => hub.redis_timeout(timeout),
+                None => hub,
+            }
+        }
         #[cfg(not(feature = "redis"))]
         Some(_) => {
             eprintln!(
@@ -282,7 +300,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = &config.redis_key;
+    let _ = (&config.redis_key, config.redis_timeout);
     let hub = match builder.build() {
         Ok(hub) => hub,
         Err(e) => {

@@ -197,7 +197,18 @@ impl AppendThread {
                 Ok(_) => answer_all(&mut batch, Ok(())),
                 Err(e) => {
                     let broken = e.is_io_error() || e.is_timeout() || e.is_connection_dropped();
-                    answer_all(&mut batch, Err(format!("Redis refused the event: {e}")));
+                    let why = if e.is_timeout() {
+                        format!(
+                            "Redis did not answer within {:?}; the event may or may not be in \
+                             the stream",
+                            self.timeout
+                        )
+                    } else if broken {
+                        format!("lost the connection to Redis: {e}")
+                    } else {
+                        format!("Redis refused the event: {e}")
+                    };
+                    answer_all(&mut batch, Err(why));
                     if broken {
                         log::warn!(
                             "lost the connection to Redis while publishing: {e}; reconnecting"

@@ -15,6 +15,8 @@ pub mod hubs;
 pub mod nginx;
 pub mod proc;
 pub mod raw;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod relay;
 pub mod wait;
 
