@@ -141,6 +141,14 @@ const PAGE: &str = r#"<!doctype html>
       show("reconnecting", "reconnecting\u2026");
     }
   };
+  // A browser may keep a page it navigated away from in its back/forward
+  // cache with the stream still open, holding a connection (and a slot of
+  // the server's) for nothing: close it, and start afresh if the page is
+  // shown again.
+  window.addEventListener("pagehide", () => source.close());
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) location.reload();
+  });
 </script>
 </body>
 </html>
@@ -231,9 +239,12 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The server and the thread that publishes the ticks.
-struct Clock {
-    server: Server,
+/// The server and the thread that publishes the ticks. (Public for
+/// `tests/browser.rs`, which includes this file to run the clock in its own
+/// process.)
+pub struct Clock {
+    /// Serves the page and the stream.
+    pub server: Server,
     /// Dropping it tells the ticker to stop.
     stop_tx: Sender<()>,
     ticker: JoinHandle<()>,
@@ -243,7 +254,7 @@ impl Clock {
     /// Serves the page and the stream of `hub` on `addr` and starts
     /// ticking. A hub that shares a Redis Stream tags its ticks with this
     /// clock's address.
-    fn start(addr: &str, (hub, shared): (Hub, bool)) -> Result<Clock, Box<dyn Error>> {
+    pub fn start(addr: &str, (hub, shared): (Hub, bool)) -> Result<Clock, Box<dyn Error>> {
         let server = Server::builder(&hub).fallback(route).bind(addr)?;
         let origin = shared.then(|| server.local_addr().to_string());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -259,7 +270,7 @@ impl Clock {
 
     /// Stops the ticker, then ends every stream and joins the server's
     /// threads.
-    fn stop(self) -> Result<(), sse_server::Error> {
+    pub fn stop(self) -> Result<(), sse_server::Error> {
         drop(self.stop_tx);
         if self.ticker.join().is_err() {
             log::error!("the ticker thread panicked");

@@ -6,6 +6,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+pub mod browser;
 pub mod child;
 pub mod chunked;
 pub mod client;
