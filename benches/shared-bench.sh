@@ -17,6 +17,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench=${SHARED_BENCH:-$here/../shared/bench}
+if [ ! -f "$bench/run.py" ]; then
+  echo "shared-bench.sh: the shared fan-out bench is not at $bench." >&2
+  echo "It is not part of this repository (see the README's Performance section);" >&2
+  echo "set SHARED_BENCH to where it is. The crate's own benches need nothing" >&2
+  echo "else: cargo bench --bench fanout (or idle_watch, or --features redis --bench redis)." >&2
+  exit 2
+fi
 cargo build --release --quiet --example bench_server --manifest-path "$here/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
