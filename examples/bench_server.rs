@@ -310,6 +310,7 @@ fn main() -> ExitCode {
     };
     let routes = hub.clone();
     let server = match Server::builder(&hub)
+        .metrics("/metrics")
         .fallback(move |request| route(&routes, request))
         .bind(&addr)
     {

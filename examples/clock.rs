@@ -13,7 +13,8 @@
 //! `/` serves a small page whose `EventSource('/events')` shows each tick,
 //! the connection's state (connecting, open, reconnecting, closed), the last
 //! event id and how many events arrived, readable on a phone and a desktop,
-//! with no other request; `/events` is the stream. A plain thread publishes one `tick` event a
+//! with no other request; `/events` is the stream; `/metrics` the hub's
+//! metrics, for Prometheus. A plain thread publishes one `tick` event a
 //! second. Ctrl-C (or SIGTERM) stops the ticker, shuts the server down and
 //! exits 0.
 //!
@@ -255,7 +256,10 @@ impl Clock {
     /// ticking. A hub that shares a Redis Stream tags its ticks with this
     /// clock's address.
     pub fn start(addr: &str, (hub, shared): (Hub, bool)) -> Result<Clock, Box<dyn Error>> {
-        let server = Server::builder(&hub).fallback(route).bind(addr)?;
+        let server = Server::builder(&hub)
+            .metrics("/metrics")
+            .fallback(route)
+            .bind(addr)?;
         let origin = shared.then(|| server.local_addr().to_string());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let ticker = thread::Builder::new()

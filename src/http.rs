@@ -1,7 +1,7 @@
 //! The HTTP side of the event-stream endpoint: the stream's response head,
-//! CORS headers, answers to requests that do not open a stream, and the
-//! answer that turns a client away for now. Each function takes the
-//! settings it needs as arguments.
+//! CORS headers, answers to requests that do not open a stream, the
+//! answer that turns a client away for now, and the metrics path's
+//! answer. Each function takes the settings it needs as arguments.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use tiny_http::{Header, Method, Request, Response, ResponseBox};
 use crate::config::Config;
 use crate::connect::header_of;
 use crate::cors::{Cors, PREFLIGHT, Verdict};
-use crate::counters::Counters;
+use crate::counters::{Counters, Rejection};
 use crate::encode;
 use crate::error::Error;
+use crate::metrics;
 use crate::retry;
 
 /// Whether the stream of `request` is sent in chunks (HTTP/1.1) rather than
@@ -169,6 +170,15 @@ pub(crate) enum Busy {
 }
 
 impl Busy {
+    /// The reason as counted.
+    fn rejection(self) -> Rejection {
+        match self {
+            Busy::TooManyClients => Rejection::TooManyClients,
+            Busy::ShuttingDown => Rejection::ShuttingDown,
+            Busy::NoThread => Rejection::NoThread,
+        }
+    }
+
     fn reason(self) -> &'static str {
         match self {
             Busy::TooManyClients => "too-many-clients",
@@ -209,13 +219,13 @@ pub(crate) fn refuse(
     config: &Config,
     counters: &Counters,
 ) -> Error {
-    counters.reject();
     let why = match &error {
         Error::TooManyClients => Busy::TooManyClients,
         Error::Spawn(_) => Busy::NoThread,
         // `Closed`, the only other error a stream is refused with.
         _ => Busy::ShuttingDown,
     };
+    counters.reject(why.rejection());
     respond_refused(request, why, config.cors.as_ref(), config.busy_retry);
     error
 }
@@ -265,6 +275,24 @@ fn unavailable() -> ResponseBox {
         .with_status_code(503)
         .with_header(header("Retry-After", "5"))
         .boxed()
+}
+
+/// Answers a request for the metrics path: `GET` gets `text` (made only
+/// then), `HEAD` the same headers without the body, other methods `405`.
+pub(crate) fn answer_metrics(request: Request, text: impl FnOnce() -> String) {
+    let response = match request.method() {
+        // `tiny_http` leaves out the body of an answer to `HEAD`, keeping
+        // its `Content-Length`.
+        Method::Get | Method::Head => Response::from_string(text())
+            .with_header(header("Content-Type", metrics::METRICS_CONTENT_TYPE))
+            .with_header(header("Cache-Control", "no-store"))
+            .boxed(),
+        _ => Response::from_string("method not allowed\n")
+            .with_status_code(405)
+            .with_header(header("Allow", "GET, HEAD"))
+            .boxed(),
+    };
+    let _ = request.respond(response);
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -20,6 +20,7 @@ use crate::frame::Frame;
 use crate::http;
 use crate::hub_thread::HubThread;
 use crate::messages::{Outgoing, Route};
+use crate::metrics::{self, Sample};
 #[cfg(feature = "redis")]
 use crate::redis_link::connection::{client as redis_client, node_number};
 #[cfg(feature = "redis")]
@@ -400,6 +401,100 @@ impl Hub {
             redis_connected,
             ..shared.counters.snapshot()
         }
+    }
+
+    /// The hub's metrics in the Prometheus text exposition format (version
+    /// 0.0.4; serve it with [`METRICS_CONTENT_TYPE`](crate::METRICS_CONTENT_TYPE),
+    /// or let [`ServerBuilder::metrics`](crate::ServerBuilder::metrics) do
+    /// it): each family with `# HELP` and `# TYPE`, names prefixed `sse_`.
+    ///
+    /// Gauges: `sse_clients_connected` (streams and subscriptions),
+    /// `sse_streams_open`, `sse_events_pending`, `sse_history_events`,
+    /// `sse_history_bytes`, and under the `redis` feature, for a hub that
+    /// shares a stream, `sse_redis_connected` (1 or 0). Counters, since the
+    /// hub started: `sse_streams_opened_total`,
+    /// `sse_streams_rejected_total{reason}` (`too_many_clients`,
+    /// `shutting_down`, `no_thread`, `hook`, `id_in_use`, `too_many_topics`),
+    /// `sse_disconnects_total{reason}` (`closed`, `write_error`,
+    /// `timed_out`, `evicted`, `shutdown`), `sse_events_published_total`,
+    /// `sse_deliveries_queued_total`, `sse_deliveries_dropped_total`,
+    /// `sse_evictions_total` and `sse_written_bytes_total`. They are the
+    /// counts of [`stats`](Hub::stats) and a few more, read as cheaply
+    /// (atomic loads and a brief lock of the table of open streams; no
+    /// message to the hub thread), and they stay readable after shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = sse_server::Hub::new()?;
+    /// hub.notify("hello")?;
+    /// let text = hub.metrics();
+    /// assert!(text.contains("# TYPE sse_events_published_total counter\n"));
+    /// assert!(text.contains("\nsse_events_published_total 1\n"));
+    /// assert!(text.contains("\nsse_disconnects_total{reason=\"closed\"} 0\n"));
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn metrics(&self) -> String {
+        metrics::text(&Sample {
+            stats: self.stats(),
+            tallies: self.inner.shared.counters.tallies(),
+        })
+    }
+
+    /// Registers the hub's metrics (the families of
+    /// [`metrics`](Hub::metrics)) in a `prometheus_client` registry, for a
+    /// program that gathers its own metrics there (feature
+    /// `prometheus-client`; the crate is re-exported as
+    /// `sse_server::prometheus_client`). They are read at each scrape, from
+    /// the same atomics. The registry does not keep the hub alive: once the
+    /// hub is dropped it shows the final counts.
+    ///
+    /// The registry's own encoders name the families: its OpenMetrics text
+    /// (`encoding::text`) adds `# UNIT` lines for the two `_bytes`
+    /// families and `# EOF`; its Prometheus text (`encoding::prometheus_text`)
+    /// is what [`metrics`](Hub::metrics) writes. A registry with a prefix
+    /// puts it before `sse_`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::Hub;
+    /// use sse_server::prometheus_client::{encoding::text::encode, registry::Registry};
+    ///
+    /// let hub = Hub::new()?;
+    /// let mut registry = Registry::default();
+    /// hub.register_metrics(&mut registry);
+    /// hub.notify("hello")?;
+    ///
+    /// let mut text = String::new();
+    /// encode(&mut text, &registry).expect("writing to a String");
+    /// assert!(text.contains("\nsse_events_published_total 1\n"));
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    #[cfg(feature = "prometheus-client")]
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        // The collector holds what the hub's threads hold, never a `Hub`,
+        // so a registry does not keep the hub alive.
+        let shared = Arc::clone(&self.inner.shared);
+        let pending = self.inner.notify_rx.clone();
+        // The Redis link's state, which its threads update: atomics too.
+        #[cfg(feature = "redis")]
+        let link = self.inner.link.as_ref().map(Link::state);
+        let sample = move || {
+            #[cfg(feature = "redis")]
+            let redis_connected = link.as_ref().map(|state| state.connected());
+            Sample {
+                stats: Stats {
+                    streams: shared.streams.len(),
+                    pending: pending.len(),
+                    #[cfg(feature = "redis")]
+                    redis_connected,
+                    ..shared.counters.snapshot()
+                },
+                tallies: shared.counters.tallies(),
+            }
+        };
+        registry.register_collector(Box::new(metrics::Collector::new(sample)));
     }
 
     /// Counters for one connected client, or `None` when no client with

@@ -137,6 +137,7 @@ mod connect;
 mod cors;
 mod counters;
 mod messages;
+mod metrics;
 // Workarounds for tiny_http.
 mod tiny_http_fixes;
 
@@ -167,11 +168,17 @@ pub use error::Error;
 pub use event::Event;
 pub use frame::Frame;
 pub use hub::Hub;
+pub use metrics::METRICS_CONTENT_TYPE;
 pub use server::{Server, ServerBuilder};
 pub use stats::{ClientStats, Stats};
 pub use subscription::{SubscribeOptions, Subscription};
 
 pub use crossbeam_channel;
+/// The `prometheus_client` crate (feature `prometheus-client`), re-exported
+/// so that a program registers the hub's metrics
+/// (`Hub::register_metrics`) in a registry of the same version.
+#[cfg(feature = "prometheus-client")]
+pub use prometheus_client;
 pub use tiny_http;
 
 #[doc = include_str!("../README.md")]

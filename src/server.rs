@@ -9,6 +9,7 @@ use tiny_http::{Request, Response};
 
 use crate::acceptor::Bound;
 use crate::error::Error;
+use crate::http;
 use crate::hub::Hub;
 
 /// What [`ServerBuilder::fallback`] takes: a handler for every request that
@@ -36,6 +37,7 @@ type Fallback = Box<dyn Fn(Request) + Send + Sync + 'static>;
 pub struct ServerBuilder {
     hub: Hub,
     path: String,
+    metrics: Option<String>,
     fallback: Option<Fallback>,
 }
 
@@ -50,7 +52,49 @@ impl ServerBuilder {
         self
     }
 
-    /// Hands every request that is not for the event stream to `handler`,
+    /// Serves the hub's metrics ([`Hub::metrics`]: the Prometheus text
+    /// exposition format) at `path`, for Prometheus or an agent to scrape.
+    /// Requests for it (with any query string) never reach the fallback
+    /// handler: `GET` gets `200` with
+    /// [`METRICS_CONTENT_TYPE`](crate::METRICS_CONTENT_TYPE), `HEAD` the
+    /// same headers without the body, other methods `405 Method Not
+    /// Allowed` with `Allow: GET, HEAD`. The event stream's own path wins
+    /// over it when both are the same.
+    ///
+    /// The answer is made on the acceptor thread, from the same counters as
+    /// [`Hub::stats`]; it asks nothing of the hub thread. Anyone who can reach the server
+    /// can read it: the counts, never an event or a client's address.
+    ///
+    /// Defaults to off: no metrics path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use sse_server::{Hub, Server};
+    ///
+    /// let hub = Hub::new()?;
+    /// let server = Server::builder(&hub).metrics("/metrics").bind("127.0.0.1:0")?;
+    ///
+    /// let mut scrape = std::net::TcpStream::connect(server.local_addr()).expect("connect");
+    /// scrape.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    /// scrape
+    ///     .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ///     .expect("send");
+    /// let mut answer = String::new();
+    /// scrape.read_to_string(&mut answer).expect("read");
+    /// assert!(answer.starts_with("HTTP/1.1 200 "));
+    /// assert!(answer.contains("\nsse_streams_open 0\n"));
+    /// server.shutdown()?;
+    /// # Ok::<(), sse_server::Error>(())
+    /// ```
+    pub fn metrics(mut self, path: impl Into<String>) -> Self {
+        self.metrics = Some(path.into());
+        self
+    }
+
+    /// Hands every request that is not for the event stream (or the
+    /// metrics, see [`metrics`](ServerBuilder::metrics)) to `handler`,
     /// which must respond to it. It runs on the acceptor thread, so it
     /// should answer quickly (serve a page, redirect) and leave long work
     /// to threads of its own.
@@ -98,10 +142,14 @@ impl ServerBuilder {
             watch.listening(local_addr);
         }
         let hub = self.hub.clone();
-        let (path, fallback) = (self.path, self.fallback);
+        let paths = Paths {
+            events: self.path,
+            metrics: self.metrics,
+        };
+        let fallback = self.fallback;
         let acceptor = bound
             .start(Box::new(move |request| {
-                route(&hub, &path, fallback.as_ref(), local_addr, request);
+                route(&hub, &paths, fallback.as_ref(), local_addr, request);
             }))
             .map_err(Error::Spawn)?;
         self.hub.register_acceptor(acceptor);
@@ -118,6 +166,7 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("hub", &self.hub)
             .field("path", &self.path)
+            .field("metrics", &self.metrics)
             .field("fallback", &self.fallback.is_some())
             .finish()
     }
@@ -164,6 +213,7 @@ impl Server {
         ServerBuilder {
             hub: hub.clone(),
             path: "/events".into(),
+            metrics: None,
             fallback: None,
         }
     }
@@ -206,11 +256,17 @@ impl fmt::Debug for Server {
     }
 }
 
-/// Hands a request to the hub (its event-stream path), the fallback
-/// handler, or answers `404`.
+/// The paths a server answers itself.
+struct Paths {
+    events: String,
+    metrics: Option<String>,
+}
+
+/// Hands a request to the hub (its event-stream path), answers the metrics
+/// path, hands it to the fallback handler, or answers `404`.
 fn route(
     hub: &Hub,
-    path: &str,
+    paths: &Paths,
     fallback: Option<&Fallback>,
     local_addr: SocketAddr,
     request: Request,
@@ -226,9 +282,12 @@ fn route(
     let Some(request) = shared.streams.park_if_pipelined(request, &shared.counters) else {
         return;
     };
-    if request.url().split('?').next() == Some(path) {
+    let path = request.url().split('?').next().unwrap_or_default();
+    if path == paths.events {
         // Failures have been answered and logged by `serve`.
         let _ = hub.serve_from(request, Some(local_addr));
+    } else if paths.metrics.as_deref() == Some(path) {
+        http::answer_metrics(request, || hub.metrics());
     } else if let Some(fallback) = fallback {
         fallback(request);
     } else {

@@ -15,7 +15,7 @@ use crate::client_id::ClientId;
 use crate::connect::{
     self, ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS, Outcome,
 };
-use crate::counters::ClientCounters;
+use crate::counters::{ClientCounters, Rejection};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::http::{self, respond_with_cors};
@@ -74,6 +74,7 @@ pub(crate) fn run(
         return;
     };
     let id = subscription.id();
+    shared.counters.stream_opened();
     shared.streams.registered(remote, id, &shared.counters);
     let retry_millis = shared
         .config
@@ -113,6 +114,9 @@ pub(crate) fn run(
     drop(released);
     drop(writer);
     subscription.leave();
+    // Counted once the hub has let go: a scrape that shows the disconnect
+    // no longer counts the client as connected.
+    shared.counters.disconnected(&reason);
     if let Some(hook) = &shared.config.on_disconnect {
         hook(&Disconnect {
             id,
@@ -142,7 +146,7 @@ fn admit(
     let (topics, chosen_id) = match decision.outcome {
         Outcome::Reject(status) => {
             log::debug!("the connect hook refused a client from {remote:?} with {status}");
-            shared.counters.reject();
+            shared.counters.reject(Rejection::Hook);
             respond_with_cors(cors, request, tiny_http::Response::empty(status).boxed());
             return None;
         }
@@ -152,7 +156,7 @@ fn admit(
     if topics.len() > MAX_TOPICS {
         log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
         let body = format!("at most {MAX_TOPICS} topics\n");
-        shared.counters.reject();
+        shared.counters.reject(Rejection::TooManyTopics);
         let response = tiny_http::Response::from_string(body).with_status_code(400);
         respond_with_cors(cors, request, response.boxed());
         return None;
@@ -166,7 +170,7 @@ fn admit(
         Ok(subscription) => Some((request, subscription)),
         Err(Error::IdInUse(taken)) => {
             log::debug!("refusing a client from {remote:?}: id {taken} is in use");
-            shared.counters.reject();
+            shared.counters.reject(Rejection::IdInUse);
             let response = tiny_http::Response::from_string("client id in use\n");
             respond_with_cors(cors, request, response.with_status_code(409).boxed());
             None
@@ -263,7 +267,15 @@ impl Stream {
     /// half-closed), and is a comment line otherwise.
     fn peer_gone(&mut self) -> Ending {
         let last = if self.chunked { LAST_CHUNK } else { KEEP_ALIVE };
-        match self.writer.write(last).and_then(|_| self.writer.flush()) {
+        let written = self.writer.write(last);
+        if let Ok(n) = written {
+            self.subscription
+                .shared()
+                .counters
+                .written_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        match written.and_then(|_| self.writer.flush()) {
             Err(e) if e.kind() == ErrorKind::TimedOut => Ending::TimedOut,
             _ => Ending::PeerClosed,
         }
@@ -316,17 +328,31 @@ impl Stream {
         }
     }
 
-    /// Writes and flushes `bytes`. A write that makes no progress (the
-    /// socket's send timeout fired) is retried until the client has taken
-    /// nothing for the write timeout, or at once gives up while the hub is
-    /// shutting down.
-    fn send_raw(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Writes and flushes `bytes`, and counts what the connection took. A
+    /// write that makes no progress (the socket's send timeout fired) is
+    /// retried until the client has taken nothing for the write timeout, or
+    /// at once gives up while the hub is shutting down.
+    fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut left = bytes;
+        let sent = self.write_all(&mut left);
+        // One count per write, whether or not all of it went.
+        self.subscription
+            .shared()
+            .counters
+            .written_bytes
+            .fetch_add((bytes.len() - left.len()) as u64, Ordering::Relaxed);
+        sent
+    }
+
+    /// [`send_raw`](Stream::send_raw) without the count: leaves in `bytes`
+    /// what was not written.
+    fn write_all(&mut self, bytes: &mut &[u8]) -> io::Result<()> {
         let mut stall = Stall::new();
         while !bytes.is_empty() {
             match self.writer.write(bytes) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    bytes = &bytes[n..];
+                    *bytes = &bytes[n..];
                     stall = Stall::new();
                 }
                 Err(e) => self.retry_or_fail(e, &mut stall)?,

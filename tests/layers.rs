@@ -39,7 +39,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "settings, counters, messages between threads",
-        &["config", "connect", "cors", "counters", "messages"],
+        &[
+            "config", "connect", "cors", "counters", "messages", "metrics",
+        ],
     ),
     (
         "workarounds for tiny_http",

@@ -1,7 +1,7 @@
 //! Connections to Redis: opening them, the pause between tries, and the
 //! state the link's threads share.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::RedisSettings;
@@ -71,6 +71,17 @@ pub(crate) struct LinkState {
     pub(crate) positioned: AtomicBool,
     /// Set once the hub shuts down.
     pub(crate) stopping: AtomicBool,
+}
+
+impl LinkState {
+    /// Both connections are up, the reader knows its place, and the hub
+    /// is not shutting down.
+    pub(crate) fn connected(&self) -> bool {
+        self.appending.load(Ordering::Acquire)
+            && self.reading.load(Ordering::Acquire)
+            && self.positioned.load(Ordering::Acquire)
+            && !self.stopping.load(Ordering::Acquire)
+    }
 }
 
 /// This process's node number: the next value of `<key>:nodes` in Redis,

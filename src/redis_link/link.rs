@@ -65,9 +65,14 @@ impl Link {
 
     /// Both connections are up.
     pub(crate) fn connected(&self) -> bool {
-        self.state.appending.load(Ordering::Acquire)
-            && self.state.reading.load(Ordering::Acquire)
-            && self.state.positioned.load(Ordering::Acquire)
+        self.state.connected()
+    }
+
+    /// What the link's threads say of it, for a reader that must not hold
+    /// the hub (the metrics collector).
+    #[cfg_attr(not(feature = "prometheus-client"), allow(dead_code))]
+    pub(crate) fn state(&self) -> Arc<LinkState> {
+        Arc::clone(&self.state)
     }
 
     /// Stops both threads and waits for them: the reader within its block
