@@ -1205,3 +1205,50 @@ fn subscribe_with_last_event_id_resumes_on_a_hub_started_after_the_events() {
     hub1.notify("live").expect("publish");
     assert_eq!(client.expect_event(WAIT, "the live event").data, "live");
 }
+
+#[test]
+fn publish_all_appends_many_events_in_one_call_in_order() {
+    support::init_logging();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "publish-all";
+    let publisher = redis_hub(&redis, key);
+    // A queue for all 500 (frames of one event each, at worst), so that
+    // what this test checks is the stream, not a slow reader.
+    let other = redis_builder(&redis, key)
+        .client_buffer(1024)
+        .build()
+        .expect("build a hub on Redis");
+    let sub = other.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    let events: Vec<Event> = (0..500).map(|n| Event::new(format!("batch {n}"))).collect();
+    publisher.publish_all(&events).expect("publish_all");
+    publisher.publish_all(&[]).expect("nothing to publish");
+
+    let got = sub_events(&sub, &mut parser, 500);
+    let datas: Vec<&str> = got.iter().map(|e| e.data.as_str()).collect();
+    let expected: Vec<String> = (0..500).map(|n| format!("batch {n}")).collect();
+    assert_eq!(datas, expected, "all 500, in order, once");
+    assert!(
+        got.windows(2).all(
+            |pair| ms_of(&pair[0].last_event_id) <= ms_of(&pair[1].last_event_id)
+                && pair[0].last_event_id != pair[1].last_event_id
+        ),
+        "each with an id of its own, in the stream's order"
+    );
+    assert_eq!(publisher.stats().published, 500);
+
+    // With Redis gone, nothing is appended and the call says so.
+    redis.kill();
+    assert!(
+        wait_until(WAIT, || {
+            matches!(
+                publisher.publish_all(&events[..3]),
+                Err(Error::RedisUnavailable(_))
+            )
+        }),
+        "publish_all fails while Redis is down"
+    );
+    assert_eq!(publisher.stats().published, 500, "nothing more counted");
+}

@@ -23,7 +23,8 @@ use crate::redis_link::entry::fields;
 const BATCH: usize = 256;
 
 struct Request {
-    fields: [(&'static str, Vec<u8>); 4],
+    /// The fields of each event, appended in this order.
+    entries: Vec<[(&'static str, Vec<u8>); 4]>,
     answer: Sender<Result<(), String>>,
 }
 
@@ -65,9 +66,12 @@ impl Appender {
         Ok((appender, handle))
     }
 
-    /// Appends `outgoing`; `Ok` once Redis has it. Fails at once while the
-    /// link is down.
-    pub(crate) fn append(&self, outgoing: &Outgoing) -> Result<(), Error> {
+    /// Appends each of `outgoing`, in order, in one round trip; `Ok` once
+    /// Redis has them all. Fails at once while the link is down.
+    pub(crate) fn append(&self, outgoing: &[Outgoing]) -> Result<(), Error> {
+        if outgoing.is_empty() {
+            return Ok(());
+        }
         if !self.state.appending.load(Ordering::Acquire) {
             return Err(Error::RedisUnavailable(
                 "not connected to Redis; reconnecting".into(),
@@ -87,7 +91,7 @@ impl Appender {
             let requests = requests.as_ref().ok_or(Error::Closed)?;
             requests
                 .send(Request {
-                    fields: fields(outgoing, self.node),
+                    entries: outgoing.iter().map(|one| fields(one, self.node)).collect(),
                     answer,
                 })
                 .map_err(|_| Error::Closed)?;
@@ -181,7 +185,7 @@ impl AppendThread {
                 continue;
             };
             let mut pipe = redis::pipe();
-            for request in &batch {
+            for entry in batch.iter().flat_map(|request| &request.entries) {
                 let command = pipe
                     .cmd("XADD")
                     .arg(&self.key)
@@ -189,7 +193,7 @@ impl AppendThread {
                     .arg("~")
                     .arg(self.max_len)
                     .arg("*");
-                for (name, value) in &request.fields {
+                for (name, value) in entry {
                     command.arg(*name).arg(value.as_slice());
                 }
             }

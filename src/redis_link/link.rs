@@ -58,8 +58,9 @@ impl Link {
         }
     }
 
-    /// Appends `outgoing` to the stream; `Ok` once Redis has it.
-    pub(crate) fn append(&self, outgoing: &Outgoing) -> Result<(), Error> {
+    /// Appends `outgoing` to the stream, in order, in one round trip; `Ok`
+    /// once Redis has them all.
+    pub(crate) fn append(&self, outgoing: &[Outgoing]) -> Result<(), Error> {
         self.appender.append(outgoing)
     }
 
