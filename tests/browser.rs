@@ -11,15 +11,18 @@
 //! * a stream with no events lives through keep-alives;
 //! * a cut stream is resumed by the browser, by itself, with
 //!   `Last-Event-ID`, and the page misses nothing and sees nothing twice;
+//! * (feature `redis`, with a `redis-server`) the server shuts down, ending
+//!   the stream, and a new one starts on the same port with the stream in
+//!   Redis: the browser comes back by itself and is replayed what was
+//!   published while no server ran;
 //! * past `max_clients` the browser is told to come back, keeps coming back,
 //!   and is served once a slot frees;
 //! * a page of another origin reads the stream only where CORS allows it.
 //!
 //! Without `chromium` and `chromedriver` each test says
 //! `skipping: chromium is not installed (apt-get install chromium chromium-driver)`
-//! and passes; `.ci/run` installs both. The clock's test runs the example's
-//! binary, which `cargo build --example clock` builds (`cargo test` builds
-//! only the example's unit tests): without it, that test fails saying so.
+//! and passes; `.ci/run` installs both. The clock runs in this process: this
+//! file includes `examples/clock.rs`.
 
 mod support;
 
@@ -78,6 +81,11 @@ const PAGE: &str = r#"<!doctype html>
 
 /// Serves [`PAGE`] at `/` beside `hub`'s stream at `/events`.
 fn page_server(hub: &Hub) -> Server {
+    page_server_at(hub, "127.0.0.1:0")
+}
+
+/// [`page_server`] on `addr`.
+fn page_server_at(hub: &Hub, addr: &str) -> Server {
     Server::builder(hub)
         .fallback(|request: Request| {
             let path = request.url().split('?').next().unwrap_or_default();
@@ -91,7 +99,7 @@ fn page_server(hub: &Hub) -> Server {
             };
             let _ = request.respond(response);
         })
-        .bind("127.0.0.1:0")
+        .bind(addr)
         .expect("bind the page server")
 }
 
@@ -623,4 +631,95 @@ fn the_drivers_base64_decoder_decodes() {
     assert_eq!(decode_base64("Zg="), None);
     assert_eq!(decode_base64("Zg==Zm9v"), None);
     assert_eq!(decode_base64("Z!=="), None);
+}
+
+/// A server on a shared Redis Stream shuts down (which ends the browser's
+/// stream), three events are published while no server runs, and a new
+/// server with a new hub starts on the same port: the browser reconnects by
+/// itself with `Last-Event-ID` and is replayed from Redis what it missed,
+/// then gets live events, each once, in order.
+#[cfg(feature = "redis")]
+#[test]
+fn a_restarted_server_on_redis_replays_what_the_browser_missed() {
+    init_logging();
+    let Some(redis) = support::redis::RedisServer::start() else {
+        return;
+    };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let key = "browser-restart";
+    let hub_on_redis = || {
+        Hub::builder()
+            .redis(&redis.url(), key)
+            .redis_timeout(Duration::from_secs(5))
+            .retry(Some(ms(200)))
+            .retry_jitter(ms(200))
+            .build()
+            .expect("build a hub on Redis")
+    };
+    let first = hub_on_redis();
+    let server = page_server(&first);
+    let addr = server.local_addr().to_string();
+    browser.open(&format!("http://{addr}/?main=/events"));
+    assert!(
+        browser.wait_for("window.sse.main.opens === 1", WAIT),
+        "the stream opened: {}",
+        seen(&browser, "main")
+    );
+    the_one_client(&first, None);
+    let published = ["one", "two", "three", "four", "five", "six", "seven"];
+    for data in &published[..3] {
+        first.notify(*data).expect("notify");
+    }
+    assert!(
+        browser.wait_for("window.sse.main.data.length >= 3", WAIT),
+        "three events: {}",
+        seen(&browser, "main")
+    );
+
+    // The server shuts down: the stream ends, and reconnecting fails while
+    // another process publishes.
+    server.shutdown().expect("shutdown");
+    assert!(
+        browser.wait_for("window.sse.main.errors >= 1", WAIT),
+        "the page saw the stream end: {}",
+        seen(&browser, "main")
+    );
+    let elsewhere = hub_on_redis();
+    for data in &published[3..6] {
+        elsewhere.notify(*data).expect("notify");
+    }
+
+    // A new server on the same port, with a hub that never saw the events.
+    let second = hub_on_redis();
+    let _restarted = page_server_at(&second, &addr);
+    assert!(
+        browser.wait_for(
+            "window.sse.main.opens >= 2 && window.sse.main.data.length >= 6",
+            WAIT
+        ),
+        "the browser came back and was replayed what it missed: {}",
+        seen(&browser, "main")
+    );
+    the_one_client(&second, None);
+    elsewhere.notify(published[6]).expect("notify");
+    assert!(
+        browser.wait_for("window.sse.main.data.length >= 7", WAIT),
+        "the live event after the replay: {}",
+        seen(&browser, "main")
+    );
+    let main = seen(&browser, "main");
+    assert_eq!(main["data"], json!(published), "everything, in order, once");
+    assert_eq!(main["closed"], false, "{main}");
+    let ids: Vec<&str> = main["ids"]
+        .as_array()
+        .expect("the ids")
+        .iter()
+        .map(|id| id.as_str().expect("an id"))
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "an id each, the stream's: {ids:?}");
 }
