@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::programs::find_program;
 use super::wait::ms;
 
 /// What the tests print, and pass with, where there is no browser.
@@ -396,18 +397,6 @@ fn living_in_group(group: u32) -> Vec<u32> {
             fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
         })
         .collect()
-}
-
-/// Where `name` is on the `PATH`, if it is.
-fn find_program(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|folder| folder.join(name))
-        .find(|file| {
-            file.metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// The cargo target directory this test binary was built in

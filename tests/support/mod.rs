@@ -15,6 +15,7 @@ pub mod fixed;
 pub mod hubs;
 pub mod nginx;
 pub mod proc;
+pub mod programs;
 pub mod raw;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -6,12 +6,12 @@
 //! files, so nothing under /etc or /var is read or written. Dropping it
 //! kills the process, waits for it and removes the directory.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use super::programs::{self, free_port, fresh_dir, tail};
 use super::wait::{ms, wait_until};
 
 /// How long a proxy may take to listen after it starts.
@@ -443,12 +443,6 @@ fn listens(pid: u32, port: u16) -> bool {
         .any(|target| inodes.contains(&target.to_string_lossy().into_owned()))
 }
 
-/// A port nothing listened on a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// How many TCP connections to 127.0.0.1:`port` are established now, as
 /// the listening side sees them (one per connection it accepted and still
 /// holds), from `/proc/net/tcp`.
@@ -467,20 +461,10 @@ pub fn established_to(port: u16) -> usize {
         .count()
 }
 
-/// `program` in a directory of `PATH`, or in /usr/sbin or /sbin (where
-/// Debian puts nginx, often not on an ordinary user's `PATH`), or in
-/// /usr/bin; `None` with a message on stderr when it is nowhere.
+/// `program` (see [`programs::find_program`]); `None` with a message on
+/// stderr when it is nowhere (nginx and Caddy have their own).
 fn find_program(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        });
+    let found = programs::find_program(program);
     if found.is_none() && program != "nginx" && program != "caddy" {
         eprintln!("skipping: {program} is not installed (apt-get install {program})");
     }
@@ -491,27 +475,4 @@ fn find_program(program: &str) -> Option<PathBuf> {
 /// like); prints the skip message when it is not.
 pub fn installed(program: &str) -> bool {
     find_program(program).is_some()
-}
-
-/// A new empty directory under the system's temporary directory.
-fn fresh_dir(what: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "sse-server-{what}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
-
-fn tail(text: &str, n: usize) -> &str {
-    let mut start = text.len().saturating_sub(n);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }

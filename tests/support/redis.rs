@@ -5,12 +5,12 @@
 //! directory.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use super::programs::{find_program, free_port, fresh_dir, tail};
 use super::wait::{ms, wait_until};
 
 /// How long a server may take to answer `PING` after it starts.
@@ -32,14 +32,14 @@ impl RedisServer {
     /// `redis-server` is not installed: the caller then skips its test.
     /// Panics when it is installed but does not come up.
     pub fn start() -> Option<RedisServer> {
-        let Some(binary) = find_on_path("redis-server") else {
+        let Some(binary) = find_program("redis-server") else {
             eprintln!("skipping: redis-server is not installed (apt-get install redis-server)");
             return None;
         };
         let mut server = RedisServer {
             child: None,
             port: 0,
-            dir: fresh_dir(),
+            dir: fresh_dir("redis"),
             binary,
         };
         let mut failures = Vec::new();
@@ -285,46 +285,4 @@ fn read_until(socket: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Option<Ve
         }
     }
     Some(reply)
-}
-
-/// A port nothing listened on a moment ago.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// The path of `program` in a directory of `PATH`, if it is there.
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// A new empty directory under the system's temporary directory.
-fn fresh_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "sse-server-redis-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
-
-fn tail(text: &str, n: usize) -> &str {
-    let mut start = text.len().saturating_sub(n);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
