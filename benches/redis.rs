@@ -87,6 +87,8 @@ mod chunked;
 #[allow(dead_code)]
 #[path = "common/procfs.rs"]
 mod procfs;
+#[path = "common/stream.rs"]
+mod stream;
 #[path = "common/wait.rs"]
 mod wait;
 
@@ -104,18 +106,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sse_server::Hub;
 use sse_server::crossbeam_channel::{self, Sender};
-use sse_server::parse::{EventParser, EventRef};
+use sse_server::parse::EventRef;
 
 use crate::args::{Arg, Parser};
-use crate::chunked::ChunkDecoder;
 use crate::procfs::{cpu_ticks, ticks_ms};
+use crate::stream::{StreamReader, connect_with_retries, nearest_rank};
 use crate::wait::wait_for;
 
 /// What the bench's fallible steps give back: an error is a sentence.
 type Res<T> = Result<T, String>;
 
-/// Attempts per client connection.
-const CONNECT_ATTEMPTS: usize = 5;
 /// A run stops this long after the last event when some client has not
 /// seen all of them (they were lost).
 const IDLE_STOP: Duration = Duration::from_secs(3);
@@ -1356,99 +1356,6 @@ fn read_epoll(mut conns: Vec<Conn>, shared: &ClientShared) -> Vec<Tally> {
     conns.into_iter().map(|conn| conn.tally).collect()
 }
 
-/// Connects, sends the request and reads the response head; gives back the
-/// socket, whether the body is chunked, and the body bytes read with the
-/// head. Retries a few times (connection refused or reset, a `503`).
-fn connect_with_retries(addr: SocketAddr) -> Res<(TcpStream, bool, Vec<u8>)> {
-    let mut last_error = String::new();
-    for attempt in 0..CONNECT_ATTEMPTS {
-        if attempt > 0 {
-            thread::sleep(Duration::from_millis(50 << attempt));
-        }
-        match handshake(addr) {
-            Ok(connected) => return Ok(connected),
-            Err(e) => last_error = e,
-        }
-    }
-    Err(format!(
-        "connecting to {addr} failed {CONNECT_ATTEMPTS} times; last: {last_error}"
-    ))
-}
-
-fn handshake(addr: SocketAddr) -> Res<(TcpStream, bool, Vec<u8>)> {
-    let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .map_err(|e| format!("connect: {e}"))?;
-    socket.set_nodelay(true).map_err(|e| e.to_string())?;
-    socket
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .map_err(|e| e.to_string())?;
-    socket
-        .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
-        .map_err(|e| format!("sending the request: {e}"))?;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 4096];
-    let end = loop {
-        if let Some(at) = head.windows(4).position(|window| window == b"\r\n\r\n") {
-            break at + 4;
-        }
-        if head.len() > 16 * 1024 {
-            return Err("response head longer than 16 KiB".into());
-        }
-        match socket.read(&mut buf) {
-            Ok(0) => return Err("connection closed before the response head".into()),
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the response head: {e}")),
-        }
-    };
-    let leftover = head.split_off(end);
-    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let status_line = text.lines().next().unwrap_or("");
-    if !status_line.starts_with("http/1.1 200") && !status_line.starts_with("http/1.0 200") {
-        return Err(format!("status line {status_line:?}"));
-    }
-    if !text.contains("content-type: text/event-stream") {
-        return Err(format!("not an event stream: {text:?}"));
-    }
-    let chunked = text.contains("transfer-encoding: chunked");
-    Ok((socket, chunked, leftover))
-}
-
-/// One stream's body on its way to events: the chunked framing taken off
-/// (when the response has it), then the event stream parsed.
-struct StreamReader {
-    chunks: Option<ChunkDecoder>,
-    body: Vec<u8>,
-    events: EventParser,
-}
-
-impl StreamReader {
-    fn new(chunked: bool) -> StreamReader {
-        StreamReader {
-            chunks: chunked.then(ChunkDecoder::new),
-            body: Vec::with_capacity(64 * 1024),
-            events: EventParser::new(),
-        }
-    }
-
-    /// Hands each event that `bytes` completed to `on_event`; gives back
-    /// what was wrong with the framing if anything was.
-    fn feed(&mut self, bytes: &[u8], on_event: impl FnMut(EventRef<'_>)) -> Option<String> {
-        let Some(chunks) = &mut self.chunks else {
-            self.events.feed_with(bytes, on_event);
-            return None;
-        };
-        self.body.clear();
-        let error = match chunks.decode(bytes, &mut self.body) {
-            Ok(taken) if taken < bytes.len() => Some("bytes after the last chunk".to_string()),
-            Ok(_) => None,
-            Err(e) => Some(e.to_string()),
-        };
-        self.events.feed_with(&self.body, on_event);
-        error
-    }
-}
-
 // ---------------------------------------------------------------------------
 // CPU time per process and per thread group
 
@@ -1934,14 +1841,6 @@ fn summarise(result: &mut FanoutResult, tallies: Vec<Tally>) {
     due.sort_unstable();
     result.due_p50_us = nearest_rank(&due, 50.0);
     result.due_p99_us = nearest_rank(&due, 99.0);
-}
-
-fn nearest_rank(sorted: &[u32], percent: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((percent / 100.0) * sorted.len() as f64).ceil() as usize;
-    u64::from(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 fn describe(result: &FanoutResult) -> String {

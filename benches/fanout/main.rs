@@ -74,6 +74,8 @@ mod options;
 #[path = "../common/procfs.rs"]
 mod procfs;
 mod report;
+#[path = "../common/stream.rs"]
+mod stream;
 mod system;
 #[path = "../common/wait.rs"]
 mod wait;
