@@ -278,17 +278,7 @@ impl Hub {
             .collect();
         #[cfg(feature = "redis")]
         if let Some(link) = &self.inner.link {
-            if self.is_closed() {
-                return Err(Error::Closed);
-            }
-            let events: u64 = outgoing.iter().map(|one| one.frame.events() as u64).sum();
-            link.append(&outgoing)?;
-            self.inner
-                .shared
-                .counters
-                .published
-                .fetch_add(events, Ordering::Relaxed);
-            return Ok(());
+            return self.append(link, &outgoing);
         }
         for one in outgoing {
             self.send(one)?;
@@ -387,20 +377,27 @@ impl Hub {
         }
     }
 
+    /// Appends `outgoing` to the shared Redis Stream, in one round trip,
+    /// and counts the events once Redis has them.
+    #[cfg(feature = "redis")]
+    fn append(&self, link: &Link, outgoing: &[Outgoing]) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let events: u64 = outgoing.iter().map(|one| one.frame.events() as u64).sum();
+        link.append(outgoing)?;
+        self.inner
+            .shared
+            .counters
+            .published
+            .fetch_add(events, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn send(&self, outgoing: Outgoing) -> Result<(), Error> {
         #[cfg(feature = "redis")]
         if let Some(link) = &self.inner.link {
-            if self.is_closed() {
-                return Err(Error::Closed);
-            }
-            let events = outgoing.frame.events() as u64;
-            link.append(std::slice::from_ref(&outgoing))?;
-            self.inner
-                .shared
-                .counters
-                .published
-                .fetch_add(events, Ordering::Relaxed);
-            return Ok(());
+            return self.append(link, std::slice::from_ref(&outgoing));
         }
         let sender = self
             .inner
