@@ -239,12 +239,13 @@ impl Reader {
                     return Stop::Stopping;
                 }
             }
+            let mut last = None;
             for entry in entries_of_xread(read) {
                 let Some(at) = entry_id(entry) else {
                     continue;
                 };
                 self.position = Some(at);
-                self.digest = digest(entry);
+                last = Some(entry);
                 // Not ours (no `d` field, say): skipped, but read past.
                 let Some((_, outgoing)) = decode(entry) else {
                     continue;
@@ -252,6 +253,10 @@ impl Reader {
                 if self.hub.send(outgoing).is_err() {
                     return Stop::Stopping;
                 }
+            }
+            // Only the last entry read is looked for at the next read.
+            if let Some(entry) = last {
+                self.digest = digest(entry);
             }
         }
     }
