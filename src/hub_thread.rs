@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::client_id::ClientId;
 use crate::config::SlowClient;
 use crate::counters::ClientCounters;
+use crate::doorbell::RingOnDrop;
 use crate::encode;
 use crate::frame::Frame;
 use crate::history::{History, Resume};
@@ -33,6 +34,9 @@ struct Client {
     topics: Vec<Box<str>>,
     /// Events missed since the client was last told (`SlowClient::DropNewest`).
     untold: u64,
+    /// Wakes the client's writer after each frame queued, and, declared
+    /// after `queue`, once `queue` is dropped.
+    bell: RingOnDrop,
 }
 
 /// The hub thread's state: everything it owns.
@@ -137,6 +141,7 @@ impl HubThread {
             topics,
             resume,
             registered,
+            bell,
         } = registration;
         {
             let mut clients = lock(&self.shared.clients);
@@ -216,6 +221,7 @@ impl HubThread {
             counters,
             topics,
             untold: 0,
+            bell: RingOnDrop(bell),
         });
         self.shared
             .counters
@@ -417,7 +423,10 @@ impl HubThread {
                 Err(TrySendError::Full(frame.clone()))
             };
             match sent {
-                Ok(()) => queued += events,
+                Ok(()) => {
+                    queued += events;
+                    client.bell.ring();
+                }
                 Err(TrySendError::Full(_)) => {
                     client.counters.dropped.fetch_add(events, Ordering::Relaxed);
                     dropped += events;
@@ -469,6 +478,7 @@ mod tests {
             topics: Vec::new(),
             resume: ResumeFrom::Live,
             registered,
+            bell: None,
         });
         (answer.recv() == Ok(Joined::Yes), frames)
     }
@@ -523,6 +533,7 @@ mod tests {
                 point: StreamId { ms, seq: 0 },
             },
             registered,
+            bell: None,
         });
         (answer, frames)
     }

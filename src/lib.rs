@@ -122,6 +122,7 @@
 //
 // The event and its bytes.
 mod client_id;
+mod doorbell;
 mod encode;
 mod error;
 mod event;

@@ -7,6 +7,7 @@ use crossbeam_channel::Sender;
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
+use crate::doorbell::Doorbell;
 use crate::frame::Frame;
 use crate::stream_id::StreamId;
 
@@ -87,6 +88,9 @@ pub(crate) struct Registration {
     pub(crate) resume: ResumeFrom,
     /// Answered once the client is in, or refused.
     pub(crate) registered: Sender<Joined>,
+    /// Rung after each frame queued, for a receiver that waits with it
+    /// (a stream's writer) rather than in the channel's own `recv`.
+    pub(crate) bell: Option<Arc<Doorbell>>,
 }
 
 /// A client leaving.

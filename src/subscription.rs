@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
+use crate::doorbell::{Doorbell, YIELD_CLIENTS, YIELDS};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::messages::{Joined, Registration, Removal, ResumeFrom};
@@ -50,6 +51,9 @@ pub struct SubscribeOptions {
     /// The counters of a stream's client, made when the stream was
     /// accepted (so the watch thread could share them).
     pub(crate) counters: Option<Arc<ClientCounters>>,
+    /// A stream's writer waits on its queue with this bell (see
+    /// `doorbell.rs`) instead of the channel's own `recv`.
+    pub(crate) bell: Option<Arc<Doorbell>>,
 }
 
 impl SubscribeOptions {
@@ -107,6 +111,7 @@ pub struct Subscription {
     receiver: Receiver<Frame>,
     counters: Arc<ClientCounters>,
     shared: Arc<Shared>,
+    bell: Option<Arc<Doorbell>>,
     /// Set once `leave` has told the hub.
     left: bool,
 }
@@ -126,6 +131,7 @@ impl Subscription {
         let (queue, receiver) = crossbeam_channel::unbounded();
         let id = options.id.unwrap_or_else(|| shared.next_id());
         let counters = options.counters.unwrap_or_default();
+        let bell = options.bell;
         if shared.is_closing() {
             return Err(Error::Closed);
         }
@@ -157,6 +163,7 @@ impl Subscription {
                     topics: topics.clone(),
                     resume,
                     registered: registered_tx,
+                    bell: bell.clone(),
                 })
                 .map_err(|_| Error::Closed)?;
             // The hub thread answers at once (or, for a replay from Redis
@@ -187,6 +194,7 @@ impl Subscription {
                         receiver,
                         counters,
                         shared: Arc::clone(shared),
+                        bell,
                         left: false,
                     });
                 }
@@ -253,6 +261,25 @@ impl Subscription {
     /// together with other channels.
     pub fn receiver(&self) -> &Receiver<Frame> {
         &self.receiver
+    }
+
+    /// Waits at most `timeout` (`None`: for ever) for the next frame, with
+    /// the subscription's bell when it has one (see `doorbell.rs`).
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Frame, RecvTimeoutError> {
+        match &self.bell {
+            Some(bell) => {
+                let clients = self.shared.counters.connected.load(Ordering::Relaxed);
+                let yields = if clients <= YIELD_CLIENTS { YIELDS } else { 0 };
+                bell.wait(&self.receiver, timeout, yields)
+            }
+            None => match timeout {
+                Some(timeout) => self.receiver.recv_timeout(timeout),
+                None => self
+                    .receiver
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            },
+        }
     }
 
     /// How many events this subscription missed because its queue was full.

@@ -16,6 +16,7 @@ use crate::connect::{
     self, ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS, Outcome,
 };
 use crate::counters::{ClientCounters, Rejection};
+use crate::doorbell::Doorbell;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::http::{self, respond_with_cors};
@@ -166,6 +167,7 @@ fn admit(
         .id(chosen_id.unwrap_or(id));
     options.last_event_id = connect::last_event_id(&request);
     options.counters = Some(counters);
+    options.bell = Some(Doorbell::for_current_thread());
     match Subscription::register(shared, options) {
         Ok(subscription) => Some((request, subscription)),
         Err(Error::IdInUse(taken)) => {
@@ -218,14 +220,7 @@ impl Stream {
         }
         let keep_alive = self.subscription.shared().config.keep_alive;
         loop {
-            let first = match keep_alive {
-                Some(interval) => self.subscription.receiver().recv_timeout(interval),
-                None => self
-                    .subscription
-                    .receiver()
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-            };
+            let first = self.subscription.wait(keep_alive);
             self.begin();
             let mut events = 0;
             match first {

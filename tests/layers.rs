@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "the event and its bytes",
         &[
             "client_id",
+            "doorbell",
             "encode",
             "error",
             "event",
