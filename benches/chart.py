@@ -20,6 +20,7 @@ TARGETS = {  # drawing order and colour: ours highlighted, the peers muted
     "sse-server": "#e8590c",
     "axum-broadcast": "#8fa3b8",
     "raw-floor": "#a5b38f",
+    "thread-naive": "#b3a3b8",
     "go-seedlike": "#c8b496",
 }
 SCENARIOS = ["max", "paced", "large", "idle10k"]
