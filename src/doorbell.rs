@@ -15,8 +15,11 @@
 //!   send, and the backlog doubles: p99 1.1–1.3 s, against 0.62–0.72 s.
 //!
 //! So a writer waits here: while the hub has at most [`YIELD_CLIENTS`]
-//! clients it yields up to [`YIELDS`] times first (without `crossbeam`'s
-//! spin, which on a single core only delays the thread that would send);
+//! clients, and in its first wait (after the stream's head, when a
+//! connect burst keeps `tiny_http`'s threads and the acceptor busy: 10,000
+//! connected in 2.7–3.3 s with the yields, 3.6–4.0 s without), it yields
+//! up to [`YIELDS`] times first (without `crossbeam`'s spin, which on a
+//! single core only delays the thread that would send);
 //! then it says it is asleep, looks at its queue once more, and parks. The
 //! hub thread, the queue's only sender, rings after each frame it queues:
 //! a fence and a load while the writer is awake, an unpark (one `futex`

@@ -265,11 +265,19 @@ impl Subscription {
 
     /// Waits at most `timeout` (`None`: for ever) for the next frame, with
     /// the subscription's bell when it has one (see `doorbell.rs`).
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Frame, RecvTimeoutError> {
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        first: bool,
+    ) -> Result<Frame, RecvTimeoutError> {
         match &self.bell {
             Some(bell) => {
                 let clients = self.shared.counters.connected.load(Ordering::Relaxed);
-                let yields = if clients <= YIELD_CLIENTS { YIELDS } else { 0 };
+                let yields = if first || clients <= YIELD_CLIENTS {
+                    YIELDS
+                } else {
+                    0
+                };
                 bell.wait(&self.receiver, timeout, yields)
             }
             None => match timeout {

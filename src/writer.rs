@@ -219,8 +219,10 @@ impl Stream {
             return ending_of(&e);
         }
         let keep_alive = self.subscription.shared().config.keep_alive;
+        let mut waited = false;
         loop {
-            let first = self.subscription.wait(keep_alive);
+            let first = self.subscription.wait(keep_alive, !waited);
+            waited = true;
             self.begin();
             let mut events = 0;
             match first {
