@@ -1,12 +1,13 @@
-"""Draw the shared fan-out bench results as an SVG bar chart for the README.
+"""Draw fan-out bench results as an SVG bar chart for the README.
 
-Reads the JSONL that benches/shared-bench.sh writes (one run per line), takes
+Reads the JSONL that benches/compare.sh (or benches/shared-bench.sh) writes
+(one run per line), takes
 the median of the runs of each (target, scenario), field by field, and draws
 two log-scale panels side by side: delivered events/s and p99 latency, one
 group of bars per scenario. A bar whose median run lost events says how many.
 Standard library only:
 
-    python3 benches/chart.py benches/results/2026-11-24-one-thread.jsonl benches/results/2026-11-24-one-thread.svg
+    python3 benches/chart.py benches/results/2026-11-29-compare.jsonl benches/results/2026-11-29-compare.svg
 """
 import json
 import math
@@ -78,10 +79,12 @@ def panel(x0, title, axis, field, units, cells, show_loss):
     for i, s in enumerate(SCENARIOS):
         gx = px + pw * (i + 0.5) / len(SCENARIOS)
         out.append(el("text", s, x=gx, y=BOTTOM + 17, text_anchor="middle", font_size=12, font_weight="bold"))
-        for j, (t, colour) in enumerate(TARGETS.items()):
+        present = [t for t in TARGETS if any(k[0] == t for k in cells)]
+        for j, t in enumerate(present):
             if (t, s) not in cells:
                 continue
-            c, cx = cells[t, s], gx + (j - 1.5) * 25
+            colour = TARGETS[t]
+            c, cx = cells[t, s], gx + (j - (len(present) - 1) / 2) * 25
             out.append(el("rect", x=cx - 10, y=y(c[field]), width=20, height=BOTTOM - y(c[field]), fill=colour))
             label = escape(human(c[field], units))
             if show_loss and c["loss_pct"] > 0:
@@ -99,11 +102,13 @@ def scenario_note(s, r):
 def main(src, dst):
     cells, params = load(src)
     runs = "–".join(str(n) for n in sorted({c["runs"] for c in cells.values()}))
-    title = f"Shared fan-out bench, {Path(src).stem}, 2 vCPUs, medians of {runs}"
+    title = f"Fan-out bench, {Path(src).stem}, 2 vCPUs, medians of {runs}"
     body = [el("rect", width=W, height=H, fill="#fff"),
             el("text", escape(title), x=W / 2, y=26, text_anchor="middle", font_size=16, font_weight="bold")]
-    lx = W / 2 - sum(36 + 7 * len(t) for t in TARGETS) / 2
-    for t, colour in TARGETS.items():
+    present = [t for t in TARGETS if any(k[0] == t for k in cells)]
+    lx = W / 2 - sum(36 + 7 * len(t) for t in present) / 2
+    for t in present:
+        colour = TARGETS[t]
         body.append(el("rect", x=lx, y=41, width=12, height=12, fill=colour))
         body.append(el("text", t, x=lx + 17, y=51, font_size=12,
                        font_weight="bold" if t == "sse-server" else "normal"))
