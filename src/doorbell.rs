@@ -120,6 +120,14 @@ impl Doorbell {
     }
 }
 
+#[cfg(test)]
+impl Doorbell {
+    /// Whether the thread has said it is asleep (and not been rung since).
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.asleep.load(Ordering::SeqCst)
+    }
+}
+
 /// The next message, or the end of the channel; `None` while it is empty.
 fn take<T>(receiver: &Receiver<T>) -> Option<Result<T, RecvTimeoutError>> {
     match receiver.try_recv() {

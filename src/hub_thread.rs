@@ -221,7 +221,7 @@ impl HubThread {
             counters,
             topics,
             untold: 0,
-            bell: RingOnDrop(bell),
+            bell,
         });
         self.shared
             .counters
@@ -478,7 +478,7 @@ mod tests {
             topics: Vec::new(),
             resume: ResumeFrom::Live,
             registered,
-            bell: None,
+            bell: RingOnDrop::default(),
         });
         (answer.recv() == Ok(Joined::Yes), frames)
     }
@@ -533,7 +533,7 @@ mod tests {
                 point: StreamId { ms, seq: 0 },
             },
             registered,
-            bell: None,
+            bell: RingOnDrop::default(),
         });
         (answer, frames)
     }
@@ -593,6 +593,53 @@ mod tests {
         assert_eq!(live_frames.try_iter().count(), 0);
         hub.dispatch(from_stream(11));
         assert_eq!(ids_in(&frames), ["11-0"]);
+    }
+
+    /// A writer sleeping on a queue whose last sender is a registration
+    /// the hub still holds (parked, its point not yet read) wakes to the
+    /// queue's end when the hub thread stops: the registration rings as it
+    /// lets go of the sender.
+    #[test]
+    fn a_sleeping_writer_wakes_when_a_parked_registration_is_dropped() {
+        let (mut hub, _shared) = hub_thread(100);
+        hub.dispatch(from_stream(10));
+        let (queue, frames) = crossbeam_channel::unbounded::<Frame>();
+        let (bell_tx, bell_rx) = crossbeam_channel::bounded(1);
+        let writer = std::thread::spawn(move || {
+            let bell = crate::doorbell::Doorbell::for_current_thread();
+            bell_tx.send(Arc::clone(&bell)).unwrap();
+            bell.wait(&frames, Some(std::time::Duration::from_secs(60)), 0)
+        });
+        let (registered, _answer) = crossbeam_channel::bounded(1);
+        hub.add(Registration {
+            id: ClientId::new(1),
+            queue,
+            counters: Arc::default(),
+            topics: Vec::new(),
+            resume: ResumeFrom::After {
+                replayed: None,
+                point: StreamId { ms: 12, seq: 0 },
+            },
+            registered,
+            bell: RingOnDrop(Some(bell_rx.recv().unwrap())),
+        });
+        assert_eq!(hub.parked.len(), 1);
+        // Wait (bounded) until the writer sleeps, so that only the ring can
+        // wake it.
+        let bell = hub.parked[0].bell.0.clone().unwrap();
+        let start = std::time::Instant::now();
+        while !bell.is_asleep() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::yield_now();
+        }
+        let dropped = std::time::Instant::now();
+        drop(hub);
+        assert!(matches!(
+            writer.join().unwrap(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ));
+        // Woken by the ring, not by its 60 s timeout.
+        assert!(dropped.elapsed() < std::time::Duration::from_secs(30));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crossbeam_channel::Sender;
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
-use crate::doorbell::Doorbell;
+use crate::doorbell::RingOnDrop;
 use crate::frame::Frame;
 use crate::stream_id::StreamId;
 
@@ -89,8 +89,10 @@ pub(crate) struct Registration {
     /// Answered once the client is in, or refused.
     pub(crate) registered: Sender<Joined>,
     /// Rung after each frame queued, for a receiver that waits with it
-    /// (a stream's writer) rather than in the channel's own `recv`.
-    pub(crate) bell: Option<Arc<Doorbell>>,
+    /// (a stream's writer) rather than in the channel's own `recv`; and,
+    /// declared after `queue`, when a registration the hub drops (a parked
+    /// one, at shutdown) lets go of its copy of the sender.
+    pub(crate) bell: RingOnDrop,
 }
 
 /// A client leaving.

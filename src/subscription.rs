@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
-use crate::doorbell::{Doorbell, YIELD_CLIENTS, YIELDS};
+use crate::doorbell::{Doorbell, RingOnDrop, YIELD_CLIENTS, YIELDS};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::messages::{Joined, Registration, Removal, ResumeFrom};
@@ -163,7 +163,7 @@ impl Subscription {
                     topics: topics.clone(),
                     resume,
                     registered: registered_tx,
-                    bell: bell.clone(),
+                    bell: RingOnDrop(bell.clone()),
                 })
                 .map_err(|_| Error::Closed)?;
             // The hub thread answers at once (or, for a replay from Redis
