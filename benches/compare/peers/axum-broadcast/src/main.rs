@@ -19,7 +19,6 @@
 
 use std::convert::Infallible;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -28,6 +27,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use peer_contract::Publish;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
@@ -35,18 +35,9 @@ use tokio_stream::wrappers::BroadcastStream;
 
 /// Events a receiver may fall behind before it skips ahead.
 const CAPACITY: usize = 1024;
-/// Largest accepted `count`.
-const MAX_COUNT: u64 = 10_000_000;
-/// Largest accepted `size` (bytes of data per event).
-const MAX_SIZE: u64 = 1 << 20;
-/// Largest accepted `interval_us` (10 s).
-const MAX_INTERVAL_US: u64 = 10_000_000;
 
 fn main() {
-    let addr = parse_addr().unwrap_or_else(|| {
-        eprintln!("usage: axum-broadcast --addr 127.0.0.1:PORT");
-        std::process::exit(2);
-    });
+    let addr = peer_contract::addr("axum-broadcast");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,17 +75,6 @@ async fn serve(addr: String) {
     std::process::exit(0);
 }
 
-/// The value after `--addr` on the command line.
-fn parse_addr() -> Option<String> {
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--addr" {
-            return args.next();
-        }
-    }
-    None
-}
-
 /// `GET /events`: one broadcast receiver per client, lagged events skipped.
 async fn events(
     State(tx): State<broadcast::Sender<String>>,
@@ -115,58 +95,19 @@ async fn publish(
     State(tx): State<broadcast::Sender<String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some((count, size, interval_us)) = query.as_deref().and_then(parse_publish) else {
+    let Some(params) = query.as_deref().and_then(Publish::parse) else {
         return (StatusCode::BAD_REQUEST, "bad publish parameters\n").into_response();
     };
     let spawned = thread::Builder::new()
         .name("publish".into())
         .spawn(move || {
-            let t0 = Instant::now();
-            for seq in 0..count {
-                // At most 10^7 * 10^7 µs: no overflow.
-                let deadline = t0 + Duration::from_micros(seq * interval_us);
-                let now = Instant::now();
-                if deadline > now {
-                    thread::sleep(deadline - now);
-                }
+            params.paced(|seq| {
                 // No receivers is not an error here: the event just goes nowhere.
-                let _ = tx.send(payload(seq, size));
-            }
+                let _ = tx.send(peer_contract::payload(seq, params.size));
+            });
         });
     match spawned {
         Ok(_) => (StatusCode::ACCEPTED, "accepted\n").into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
-}
-
-/// Parses `count`, `size` and `interval_us` from the query; all required.
-fn parse_publish(query: &str) -> Option<(u64, usize, u64)> {
-    let (mut count, mut size, mut interval_us) = (None, None, None);
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=')?;
-        let value: u64 = value.parse().ok()?;
-        match key {
-            "count" => count = Some(value),
-            "size" => size = Some(value),
-            "interval_us" => interval_us = Some(value),
-            _ => {}
-        }
-    }
-    let (count, size, interval_us) = (count?, size?, interval_us?);
-    if count > MAX_COUNT || size > MAX_SIZE || interval_us > MAX_INTERVAL_US {
-        return None;
-    }
-    Some((count, size as usize, interval_us))
-}
-
-/// The data of event `seq`: `"<seq> <send_unix_ns> "` padded with `x` to
-/// `size` bytes.
-fn payload(seq: u64, size: usize) -> String {
-    let ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut data = format!("{seq} {ns} ");
-    let pad = size.saturating_sub(data.len());
-    data.extend(std::iter::repeat_n('x', pad));
-    data
 }
