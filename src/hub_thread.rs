@@ -104,6 +104,8 @@ impl HubThread {
                 },
                 recv(self.remove_rx) -> removal => {
                     if let Ok(Removal { id, counters, done }) = removal {
+                        // A client's removal cannot overtake its joining.
+                        self.take_registrations();
                         self.remove(id, &counters);
                         if let Some(done) = done {
                             let _ = done.send(());
@@ -120,6 +122,17 @@ impl HubThread {
         }
         lock(&self.shared.clients).clear();
         self.shared.counters.connected.store(0, Ordering::Relaxed);
+    }
+
+    /// Adds the clients whose registrations are waiting. A client that
+    /// does not wait for its answer (`Registration::registered` is `None`)
+    /// may have been told it is in, and have told its client so, before
+    /// this thread got to it: so before an event is numbered, and before a
+    /// removal, the registrations sent before it are taken first.
+    fn take_registrations(&mut self) {
+        while let Ok(registration) = self.add_rx.try_recv() {
+            self.add(registration);
+        }
     }
 
     fn add(&mut self, registration: Registration) {
@@ -143,7 +156,8 @@ impl HubThread {
             registered,
             bell,
         } = registration;
-        {
+        // An unanswered registration's sender entered its id already.
+        if let Some(registered) = &registered {
             let mut clients = lock(&self.shared.clients);
             if clients.contains_key(&id) {
                 let _ = registered.send(Joined::IdInUse);
@@ -191,8 +205,10 @@ impl HubThread {
                     Resume::Unknown => {
                         // The history no longer reaches back to the point
                         // (or never did): the client fetches again.
-                        lock(&self.shared.clients).remove(&id);
-                        let _ = registered.send(Joined::Refetch);
+                        self.forget(&[id]);
+                        if let Some(registered) = &registered {
+                            let _ = registered.send(Joined::Refetch);
+                        }
                         return;
                     }
                 }
@@ -208,11 +224,15 @@ impl HubThread {
                     .counters
                     .queued
                     .fetch_add(events, Ordering::Relaxed);
+                // A writer that did not wait for the answer may be asleep.
+                bell.ring();
             }
         }
-        if registered.send(Joined::Yes).is_err() {
+        if let Some(registered) = &registered
+            && registered.send(Joined::Yes).is_err()
+        {
             // The subscriber gave up waiting (a parked one, say).
-            lock(&self.shared.clients).remove(&id);
+            self.forget(&[id]);
             return;
         }
         self.clients.push(Client {
@@ -223,10 +243,7 @@ impl HubThread {
             untold: 0,
             bell,
         });
-        self.shared
-            .counters
-            .connected
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.shared.count_clients(&lock(&self.shared.clients));
     }
 
     /// Lets in the parked clients whose point the reader has now reached.
@@ -281,10 +298,7 @@ impl HubThread {
         for id in ids {
             clients.remove(id);
         }
-        self.shared
-            .counters
-            .connected
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.shared.count_clients(&clients);
     }
 
     /// Gives `first` its sequence number (and id), keeps it in the history,
@@ -293,6 +307,7 @@ impl HubThread {
     fn dispatch(&mut self, first: Outgoing) {
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
+            self.take_registrations();
             let route = outgoing.route.clone();
             let mut frames = std::mem::take(&mut self.batch);
             let first = self.admit(outgoing);
@@ -306,7 +321,9 @@ impl HubThread {
                 else {
                     break;
                 };
-                if candidate.route != route {
+                // A registration sent before this event was published
+                // joins before it: the event starts the next batch.
+                if candidate.route != route || !self.add_rx.is_empty() {
                     self.carried = Some(candidate);
                     break;
                 }
@@ -477,7 +494,7 @@ mod tests {
             counters: Arc::clone(counters),
             topics: Vec::new(),
             resume: ResumeFrom::Live,
-            registered,
+            registered: Some(registered),
             bell: RingOnDrop::default(),
         });
         (answer.recv() == Ok(Joined::Yes), frames)
@@ -532,7 +549,7 @@ mod tests {
                 replayed: None,
                 point: StreamId { ms, seq: 0 },
             },
-            registered,
+            registered: Some(registered),
             bell: RingOnDrop::default(),
         });
         (answer, frames)
@@ -620,7 +637,7 @@ mod tests {
                 replayed: None,
                 point: StreamId { ms: 12, seq: 0 },
             },
-            registered,
+            registered: Some(registered),
             bell: RingOnDrop(Some(bell_rx.recv().unwrap())),
         });
         assert_eq!(hub.parked.len(), 1);

@@ -86,8 +86,11 @@ pub(crate) struct Registration {
     pub(crate) counters: Arc<ClientCounters>,
     pub(crate) topics: Vec<Box<str>>,
     pub(crate) resume: ResumeFrom,
-    /// Answered once the client is in, or refused.
-    pub(crate) registered: Sender<Joined>,
+    /// Answered once the client is in, or refused. `None`: the sender
+    /// has entered the id in `Shared::clients` itself and goes on without
+    /// an answer, since the hub cannot refuse it (see
+    /// `Subscription::register`).
+    pub(crate) registered: Option<Sender<Joined>>,
     /// Rung after each frame queued, for a receiver that waits with it
     /// (a stream's writer) rather than in the channel's own `recv`; and,
     /// declared after `queue`, when a registration the hub drops (a parked

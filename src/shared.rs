@@ -67,6 +67,15 @@ impl Shared {
         self
     }
 
+    /// Publishes how many clients are connected: those in `clients`, the
+    /// map the caller holds locked (which holds, besides the hub thread's
+    /// clients, those entered but not yet taken by it).
+    pub(crate) fn count_clients(&self, clients: &HashMap<ClientId, Arc<ClientCounters>>) {
+        self.counters
+            .connected
+            .store(clients.len(), Ordering::Relaxed);
+    }
+
     /// An id no client the hub numbered has had.
     pub(crate) fn next_id(&self) -> ClientId {
         ClientId(self.next_id.fetch_add(1, Ordering::Relaxed))

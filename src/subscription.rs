@@ -1,6 +1,7 @@
 //! Subscriptions: clients without a network connection, and the options
 //! every client registers with.
 
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,6 +19,7 @@ use crate::messages::{Joined, Registration, Removal, ResumeFrom};
 use crate::redis_link::replay::Fetched;
 use crate::shared::Shared;
 use crate::stream_id::StreamId;
+use crate::sync::lock;
 
 /// How many times a client that resumes from Redis fetches before it is
 /// given the gap event instead (see `Subscription::register`).
@@ -54,6 +56,11 @@ pub struct SubscribeOptions {
     /// A stream's writer waits on its queue with this bell (see
     /// `doorbell.rs`) instead of the channel's own `recv`.
     pub(crate) bell: Option<Arc<Doorbell>>,
+    /// A stream's writer whose `id` the hub numbered (`Shared::next_id`):
+    /// it need not wait for the hub thread's answer, even to a replay,
+    /// which it writes once the hub has queued it. A subscription waits
+    /// for its replay, which is queued when `subscribe_with` returns.
+    pub(crate) unanswered: bool,
 }
 
 impl SubscribeOptions {
@@ -129,6 +136,8 @@ impl Subscription {
         // allocated as they fill, where a bounded one allocates every slot
         // up front: about 1.2 KiB for an idle client instead of 3.7 KiB.
         let (queue, receiver) = crossbeam_channel::unbounded();
+        let unanswered =
+            options.unanswered || (options.id.is_none() && options.last_event_id.is_none());
         let id = options.id.unwrap_or_else(|| shared.next_id());
         let counters = options.counters.unwrap_or_default();
         let bell = options.bell;
@@ -144,6 +153,39 @@ impl Subscription {
             None => ResumeFrom::Live,
             Some(last_event_id) => first_resume(shared, last_event_id, id, &topics),
         };
+        // A client the hub numbered, with no replay from Redis to join where
+        // it ended, is one the hub cannot refuse: it enters its id itself
+        // and goes on without waiting for the hub thread's answer (two
+        // thread switches less per connection). The hub thread takes the
+        // waiting registrations before it numbers an event and before a
+        // removal (`HubThread::take_registrations`), so every event
+        // published after this returns still reaches the client, and its
+        // leaving cannot overtake its joining. An id chosen elsewhere that
+        // happens to be in use takes the answered way, and is refused.
+        if unanswered && !matches!(resume, ResumeFrom::After { .. }) && enter(shared, id, &counters)
+        {
+            let registration = Registration {
+                id,
+                queue,
+                counters: Arc::clone(&counters),
+                topics,
+                resume,
+                registered: None,
+                bell: RingOnDrop(bell.clone()),
+            };
+            if shared.add_tx.send(registration).is_err() {
+                leave_entry(shared, id, &counters);
+                return Err(Error::Closed);
+            }
+            return Ok(Subscription {
+                id,
+                receiver,
+                counters,
+                shared: Arc::clone(shared),
+                bell,
+                left: false,
+            });
+        }
         // With Redis, the hub's window may have moved past where a replay
         // ended before the client got to register: then the client fetches
         // on from there, a few times at most.
@@ -162,7 +204,7 @@ impl Subscription {
                     counters: Arc::clone(&counters),
                     topics: topics.clone(),
                     resume,
-                    registered: registered_tx,
+                    registered: Some(registered_tx),
                     bell: RingOnDrop(bell.clone()),
                 })
                 .map_err(|_| Error::Closed)?;
@@ -330,6 +372,32 @@ impl fmt::Debug for Subscription {
             .field("queued", &self.receiver.len())
             .field("missed", &self.missed())
             .finish()
+    }
+}
+
+/// Enters `id` in the hub's map of clients for a registration that will
+/// not wait for the hub thread's answer; false when the id is in use.
+fn enter(shared: &Shared, id: ClientId, counters: &Arc<ClientCounters>) -> bool {
+    let mut clients = lock(&shared.clients);
+    match clients.entry(id) {
+        Entry::Occupied(_) => false,
+        Entry::Vacant(entry) => {
+            entry.insert(Arc::clone(counters));
+            shared.count_clients(&clients);
+            true
+        }
+    }
+}
+
+/// Takes back what [`enter`] entered, if it is still that client's.
+fn leave_entry(shared: &Shared, id: ClientId, counters: &Arc<ClientCounters>) {
+    let mut clients = lock(&shared.clients);
+    if clients
+        .get(&id)
+        .is_some_and(|entered| Arc::ptr_eq(entered, counters))
+    {
+        clients.remove(&id);
+        shared.count_clients(&clients);
     }
 }
 

@@ -168,6 +168,7 @@ fn admit(
     options.last_event_id = connect::last_event_id(&request);
     options.counters = Some(counters);
     options.bell = Some(Doorbell::for_current_thread());
+    options.unanswered = chosen_id.is_none();
     match Subscription::register(shared, options) {
         Ok(subscription) => Some((request, subscription)),
         Err(Error::IdInUse(taken)) => {

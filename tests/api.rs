@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sse_server::parse::parse_all;
 use sse_server::{ClientStats, Error, Event, Frame, Hub, HubBuilder, Server, Stats, Subscription};
+use support::client::open_stream;
 use support::hubs::{assert_refuses_everything, plain_hub};
 use support::wait::{ms, wait_until};
 
@@ -139,6 +140,40 @@ fn a_subscription_gets_every_event_published_after_it_subscribed() {
         "{:?}",
         String::from_utf8_lossy(&bytes)
     );
+    hub.shutdown().expect("shutdown");
+}
+
+/// Subscriptions and streams do not wait for the hub thread to answer their
+/// registration: the hub takes waiting registrations before it numbers an
+/// event. Each round subscribes, publishes one event at once, and expects
+/// it; without that order some rounds lose it.
+#[test]
+fn every_subscription_of_many_gets_the_event_published_right_after() {
+    let hub = plain_hub().build().expect("build the hub");
+    for round in 0..500 {
+        let subscription = hub.subscribe().expect("subscribe");
+        let want = format!("round {round}");
+        hub.notify(want.as_str()).expect("notify");
+        let frame = subscription
+            .recv_timeout(WAIT)
+            .expect("the hub is running")
+            .unwrap_or_else(|| panic!("round {round}: the event did not arrive"));
+        assert_eq!(frame.as_bytes(), format!("data: {want}\n\n").as_bytes());
+    }
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn every_stream_of_many_gets_the_event_published_right_after_its_head() {
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    for round in 0..100 {
+        let mut client = open_stream(server.local_addr(), "/events", &[]);
+        let want = format!("round {round}");
+        hub.notify(want.as_str()).expect("notify");
+        let event = client.expect_event(WAIT, &want);
+        assert_eq!(event.data, want, "round {round}");
+    }
     hub.shutdown().expect("shutdown");
 }
 

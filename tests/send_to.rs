@@ -115,6 +115,60 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
     hub.shutdown().expect("shutdown");
 }
 
+/// A client the hub numbers does not wait for the hub thread's answer
+/// unless its number is already taken by an id chosen elsewhere: then it is
+/// refused like any client whose id is in use, and the holder keeps it.
+#[test]
+fn a_number_the_hub_picks_that_a_chosen_id_holds_is_refused() {
+    let hub = plain_hub()
+        .keep_alive(None)
+        .on_connect(|request| match request.query_values("user").first() {
+            Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
+            None => Decision::accept(),
+        })
+        .build()
+        .expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    // The hub numbers every stream it accepts, from 1: this one takes 1
+    // and chooses 2, the number the next one gets.
+    let mut two = open_stream(addr, "/events?user=2", &[]);
+    let mut second = Client::connect(addr, "/events", "1.1", &[]).expect("request");
+    assert_eq!(second.status, 409);
+    assert_eq!(second.read_to_end(WAIT), b"client id in use\n");
+    let mut third = open_stream(addr, "/events", &[]);
+    assert_eq!(new_sorted(&hub), [ClientId::new(2), ClientId::new(3)]);
+    hub.send_to(ClientId::new(2), &Event::new("for 2"))
+        .expect("send_to");
+    hub.notify("marker").expect("notify");
+    assert_eq!(datas(&read_events(&mut two, 2, WAIT)), ["for 2", "marker"]);
+    assert_eq!(datas(&read_events(&mut third, 1, WAIT)), ["marker"]);
+
+    // The same for subscriptions: the next number is 4.
+    let chosen = hub
+        .subscribe_with(SubscribeOptions::new().id(ClientId::new(4)))
+        .expect("subscribe with 4");
+    assert!(matches!(
+        hub.subscribe(),
+        Err(Error::IdInUse(id)) if id == ClientId::new(4)
+    ));
+    let numbered = hub.subscribe().expect("subscribe");
+    assert_eq!(numbered.id(), ClientId::new(5));
+    assert_eq!(
+        new_sorted(&hub),
+        [2, 3, 4, 5].map(ClientId::new),
+        "the refused ones are not clients"
+    );
+    drop((chosen, numbered));
+    hub.shutdown().expect("shutdown");
+}
+
+fn new_sorted(hub: &Hub) -> Vec<ClientId> {
+    let mut ids = client_ids(hub);
+    ids.sort();
+    ids
+}
+
 #[test]
 fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
     let hub = plain_hub()
