@@ -675,25 +675,21 @@ impl Hub {
         // The request goes to the thread through a slot we keep a handle to,
         // so that if the thread cannot start we still have the request and
         // can answer it.
-        let slot = Arc::new(Mutex::new(Some(request)));
-        let thread_slot = Arc::clone(&slot);
-        let thread_shared = Arc::clone(shared);
+        let slot = Arc::new(Mutex::new(Some(Box::new(request))));
         let id = shared.next_id();
+        let job = Box::new(writer::Job {
+            slot: Arc::clone(&slot),
+            shared: Arc::clone(shared),
+            id,
+            counters,
+            released,
+            remote,
+            alive,
+        });
         let spawned = thread::Builder::new()
             .name(format!("sse-client-{id}"))
             .stack_size(writer::STACK_SIZE)
-            .spawn(move || {
-                let request = lock(&thread_slot).take();
-                if let Some(request) = request {
-                    writer::run(request, id, counters, &thread_shared, released);
-                }
-                // The stream's writer is gone, so `tiny_http` can now answer
-                // what the client sent behind the stream.
-                if let Some(remote) = remote {
-                    thread_shared.streams.close(remote);
-                }
-                drop(alive);
-            });
+            .spawn(move || writer::start(job));
         match spawned {
             Ok(handle) => {
                 writers.push(handle);
@@ -706,7 +702,7 @@ impl Hub {
                 }
                 log::warn!("could not start a writer thread for a client: {e}");
                 match lock(&slot).take() {
-                    Some(request) => Err(self.refuse(request, Error::Spawn(e))),
+                    Some(request) => Err(self.refuse(*request, Error::Spawn(e))),
                     None => Err(Error::Spawn(e)),
                 }
             }

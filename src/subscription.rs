@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
@@ -135,7 +135,7 @@ impl Subscription {
         // send. An unbounded channel holds its frames in blocks of 31 slots
         // allocated as they fill, where a bounded one allocates every slot
         // up front: about 1.2 KiB for an idle client instead of 3.7 KiB.
-        let (queue, receiver) = crossbeam_channel::unbounded();
+        let (queue, receiver) = new_queue();
         let unanswered =
             options.unanswered || (options.id.is_none() && options.last_event_id.is_none());
         let id = options.id.unwrap_or_else(|| shared.next_id());
@@ -149,7 +149,7 @@ impl Subscription {
             .into_iter()
             .map(String::into_boxed_str)
             .collect();
-        let mut resume = match options.last_event_id {
+        let resume = match options.last_event_id {
             None => ResumeFrom::Live,
             Some(last_event_id) => first_resume(shared, last_event_id, id, &topics),
         };
@@ -186,6 +186,31 @@ impl Subscription {
                 left: false,
             });
         }
+        Subscription::register_answered(
+            shared,
+            id,
+            (queue, receiver),
+            counters,
+            topics,
+            bell,
+            resume,
+        )
+    }
+
+    /// The rest of [`register`](Subscription::register), for a client that
+    /// waits for the hub thread's answer: out of line, so that a stream's
+    /// writer, which seldom comes here, keeps a shallow stack (see
+    /// `writer::STACK_SIZE`).
+    #[inline(never)]
+    fn register_answered(
+        shared: &Arc<Shared>,
+        id: ClientId,
+        (queue, receiver): (Sender<Frame>, Receiver<Frame>),
+        counters: Arc<ClientCounters>,
+        topics: Vec<Box<str>>,
+        bell: Option<Arc<Doorbell>>,
+        mut resume: ResumeFrom,
+    ) -> Result<Subscription, Error> {
         // With Redis, the hub's window may have moved past where a replay
         // ended before the client got to register: then the client fetches
         // on from there, a few times at most.
@@ -375,6 +400,15 @@ impl fmt::Debug for Subscription {
     }
 }
 
+/// A new client queue. Out of line: the channel is built on the stack
+/// before it moves to the heap, which would otherwise deepen
+/// `Subscription::register`'s frame for the whole of the registration (see
+/// `writer::STACK_SIZE`).
+#[inline(never)]
+fn new_queue() -> (Sender<Frame>, Receiver<Frame>) {
+    crossbeam_channel::unbounded()
+}
+
 /// Enters `id` in the hub's map of clients for a registration that will
 /// not wait for the hub thread's answer; false when the id is in use.
 fn enter(shared: &Shared, id: ClientId, counters: &Arc<ClientCounters>) -> bool {
@@ -418,6 +452,7 @@ impl Drop for Subscription {
 /// hub's history; with it, what the shared stream holds after the id
 /// (fetched here, on the client's own thread), or the history when Redis
 /// cannot be reached now.
+#[inline(never)]
 fn first_resume(
     shared: &Shared,
     last_event_id: String,
