@@ -41,7 +41,8 @@ use crate::tiny_http_fixes::release::Released;
 /// queue) is out of line. Measured with `perf record -e page-faults -d`
 /// on the writer threads (a third page was touched, at 8.02 KiB from the
 /// top, in the registration) and the stacks' `Rss` in
-/// `/proc/PID/smaps` (12 KiB each before, 8 KiB after). A stream with an
+/// `/proc/PID/smaps` (12 KiB each before, 8 KiB after;
+/// `benches/stack_pages.py` prints them). A stream with an
 /// id the connect hook chose, or a replay from Redis, registers the
 /// answered way and may touch a third page; so may a debug log line.
 pub(crate) const STACK_SIZE: usize = 128 * 1024;
