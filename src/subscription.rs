@@ -374,9 +374,12 @@ impl Subscription {
             counters: Arc::clone(&self.counters),
             done: Some(gone_tx),
         };
-        if self.shared.remove_tx.send(removal).is_ok() {
-            // The hub answers, or drops the sender when it stops.
-            let _ = gone_rx.recv();
+        // The hub answers, or drops the sender when it stops.
+        let answered = self.shared.remove_tx.send(removal).is_ok() && gone_rx.recv().is_ok();
+        if !answered {
+            // Stopped: it may have cleared its clients before it got to this
+            // one's registration, which entered the id itself.
+            leave_entry(&self.shared, self.id, &self.counters);
         }
         self.left = true;
     }
@@ -439,11 +442,16 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         // The hub may be gone already; then there is nothing to leave.
         if !self.left {
-            let _ = self.shared.remove_tx.send(Removal {
+            let removal = Removal {
                 id: self.id,
                 counters: Arc::clone(&self.counters),
                 done: None,
-            });
+            };
+            if self.shared.remove_tx.send(removal).is_err() {
+                // As in `leave`: the hub stopped, perhaps before it took
+                // this client's registration.
+                leave_entry(&self.shared, self.id, &self.counters);
+            }
         }
     }
 }
