@@ -177,14 +177,7 @@ impl Subscription {
                 leave_entry(shared, id, &counters);
                 return Err(Error::Closed);
             }
-            return Ok(Subscription {
-                id,
-                receiver,
-                counters,
-                shared: Arc::clone(shared),
-                bell,
-                left: false,
-            });
+            return Ok(Subscription::joined(shared, id, receiver, counters, bell));
         }
         Subscription::register_answered(
             shared,
@@ -195,6 +188,25 @@ impl Subscription {
             bell,
             resume,
         )
+    }
+
+    /// The subscription of a client the hub has taken, or will take
+    /// before anything sent after it.
+    fn joined(
+        shared: &Arc<Shared>,
+        id: ClientId,
+        receiver: Receiver<Frame>,
+        counters: Arc<ClientCounters>,
+        bell: Option<Arc<Doorbell>>,
+    ) -> Subscription {
+        Subscription {
+            id,
+            receiver,
+            counters,
+            shared: Arc::clone(shared),
+            bell,
+            left: false,
+        }
     }
 
     /// The rest of [`register`](Subscription::register), for a client that
@@ -256,14 +268,7 @@ impl Subscription {
             };
             match answer {
                 Some(Joined::Yes) => {
-                    return Ok(Subscription {
-                        id,
-                        receiver,
-                        counters,
-                        shared: Arc::clone(shared),
-                        bell,
-                        left: false,
-                    });
+                    return Ok(Subscription::joined(shared, id, receiver, counters, bell));
                 }
                 Some(Joined::IdInUse) => return Err(Error::IdInUse(id)),
                 Some(Joined::Refetch) => {
