@@ -120,14 +120,7 @@ fn an_id_that_is_gone_or_never_was_is_unknown() {
 /// refused like any client whose id is in use, and the holder keeps it.
 #[test]
 fn a_number_the_hub_picks_that_a_chosen_id_holds_is_refused() {
-    let hub = plain_hub()
-        .keep_alive(None)
-        .on_connect(|request| match request.query_values("user").first() {
-            Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
-            None => Decision::accept(),
-        })
-        .build()
-        .expect("build the hub");
+    let hub = hub_with_user_ids();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     // The hub numbers every stream it accepts, from 1: this one takes 1
@@ -137,7 +130,7 @@ fn a_number_the_hub_picks_that_a_chosen_id_holds_is_refused() {
     assert_eq!(second.status, 409);
     assert_eq!(second.read_to_end(WAIT), b"client id in use\n");
     let mut third = open_stream(addr, "/events", &[]);
-    assert_eq!(new_sorted(&hub), [ClientId::new(2), ClientId::new(3)]);
+    assert_eq!(sorted_ids(&hub), [ClientId::new(2), ClientId::new(3)]);
     hub.send_to(ClientId::new(2), &Event::new("for 2"))
         .expect("send_to");
     hub.notify("marker").expect("notify");
@@ -155,7 +148,7 @@ fn a_number_the_hub_picks_that_a_chosen_id_holds_is_refused() {
     let numbered = hub.subscribe().expect("subscribe");
     assert_eq!(numbered.id(), ClientId::new(5));
     assert_eq!(
-        new_sorted(&hub),
+        sorted_ids(&hub),
         [2, 3, 4, 5].map(ClientId::new),
         "the refused ones are not clients"
     );
@@ -163,7 +156,20 @@ fn a_number_the_hub_picks_that_a_chosen_id_holds_is_refused() {
     hub.shutdown().expect("shutdown");
 }
 
-fn new_sorted(hub: &Hub) -> Vec<ClientId> {
+/// A hub whose connect hook gives a client the id in its `user` query
+/// parameter, and lets the hub number the others.
+fn hub_with_user_ids() -> Hub {
+    plain_hub()
+        .keep_alive(None)
+        .on_connect(|request| match request.query_values("user").first() {
+            Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
+            None => Decision::accept(),
+        })
+        .build()
+        .expect("build the hub")
+}
+
+fn sorted_ids(hub: &Hub) -> Vec<ClientId> {
     let mut ids = client_ids(hub);
     ids.sort();
     ids
@@ -171,21 +177,13 @@ fn new_sorted(hub: &Hub) -> Vec<ClientId> {
 
 #[test]
 fn an_id_chosen_by_the_connect_hook_is_reachable_and_unique() {
-    let hub = plain_hub()
-        .keep_alive(None)
-        .on_connect(|request| match request.query_values("user").first() {
-            Some(user) => Decision::accept().id(ClientId::new(user.parse().expect("a number"))),
-            None => Decision::accept(),
-        })
-        .build()
-        .expect("build the hub");
+    let hub = hub_with_user_ids();
     let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
     let addr = server.local_addr();
     let mut seven = open_stream(addr, "/events?user=7", &[]);
     let mut eight = open_stream(addr, "/events?user=8", &[]);
     let mut anonymous = open_stream(addr, "/events", &[]);
-    let mut listed = client_ids(&hub);
-    listed.sort();
+    let listed = sorted_ids(&hub);
     assert!(listed.contains(&ClientId::new(7)) && listed.contains(&ClientId::new(8)));
     assert_eq!(listed.len(), 3, "{listed:?}");
 
