@@ -24,8 +24,10 @@
 //! (say, to a database that happens to have the client's address and port),
 //! nothing is touched.
 //!
-//! Cost: the descriptors of released streams are skipped without a system
-//! call. A stream whose connection the last full look did not see starts a
+//! Cost: one descriptor, a pidfd of our own process, held while any
+//! released stream is open (closed with the last), so that a connect burst
+//! opens it once. The descriptors of released streams are skipped without
+//! a system call. A stream whose connection the last full look did not see starts a
 //! new one, which copies and looks at every other open descriptor (three
 //! system calls each) up to the highest in use, at most 65,536 of them. A
 //! program that keeps thousands of other descriptors open pays that per
@@ -123,8 +125,10 @@ mod linux {
     const GAP: usize = 64;
 
     struct Registry {
-        /// Our own process, for `pidfd_getfd`, while a release runs (not
-        /// kept in between: it would be one more descriptor for good).
+        /// Our own process, for `pidfd_getfd`: opened when a release runs,
+        /// kept while a released stream lives (one descriptor among theirs,
+        /// and a connect burst opens it once instead of once a stream),
+        /// closed with the last of them.
         pidfd: Option<OwnedFd>,
         /// False once `pidfd_open` or `pidfd_getfd` proved unavailable.
         available: bool,
@@ -221,6 +225,13 @@ mod linux {
     }
 
     impl Registry {
+        /// Closes our pidfd when no released stream is left to keep it for.
+        fn close_pidfd_if_idle(&mut self) {
+            if self.owned.is_empty() {
+                self.pidfd = None;
+            }
+        }
+
         fn probe(&self, number: i32) -> Probe {
             let Some(pidfd) = &self.pidfd else {
                 return Probe::Unavailable;
@@ -255,20 +266,13 @@ mod linux {
             peer: SocketAddr,
             local: Option<SocketAddr>,
         ) -> Result<Option<(Vec<i32>, Socket, SocketAddr)>, Probe> {
-            if let Some(numbers) = self.seen.remove(&peer) {
-                let mut found = Vec::new();
-                for number in numbers {
-                    if self.owned.contains_key(&number) {
-                        continue;
-                    }
-                    match self.probe(number) {
-                        Probe::Open(Some(addr)) if addr == peer => found.push(number),
-                        Probe::Free | Probe::Open(_) => {}
-                        stop => return Err(stop),
-                    }
-                }
+            // `exact` copies each number and checks it is still a socket
+            // connected to `peer` (a number may have been closed and
+            // reused since the look).
+            if let Some(mut numbers) = self.seen.remove(&peer) {
+                numbers.retain(|number| !self.owned.contains_key(number));
                 if let Some(pidfd) = &self.pidfd
-                    && let Some(exact) = exact(pidfd, &found, peer, local)
+                    && let Some(exact) = exact(pidfd, &numbers, peer, local)
                 {
                     return Ok(Some(exact));
                 }
@@ -410,16 +414,18 @@ mod linux {
         if !registry.available {
             return None;
         }
-        match pidfd_open(getpid(), PidfdFlags::empty()) {
-            Ok(pidfd) => registry.pidfd = Some(pidfd),
-            Err(e) => {
-                log::debug!("pidfd_open: {e}; streams keep tiny_http's reader");
-                registry.available = false;
-                return None;
+        if registry.pidfd.is_none() {
+            match pidfd_open(getpid(), PidfdFlags::empty()) {
+                Ok(pidfd) => registry.pidfd = Some(pidfd),
+                Err(e) => {
+                    log::debug!("pidfd_open: {e}; streams keep tiny_http's reader");
+                    registry.available = false;
+                    return None;
+                }
             }
         }
         let done = work(registry);
-        registry.pidfd = None;
+        registry.close_pidfd_if_idle();
         done
     }
 
@@ -476,6 +482,7 @@ mod linux {
                         registry.owned.remove(number);
                     }
                 }
+                registry.close_pidfd_if_idle();
             }
         }
     }
