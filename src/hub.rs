@@ -19,7 +19,7 @@ use crate::event::Event;
 use crate::frame::Frame;
 use crate::http;
 use crate::hub_thread::HubThread;
-use crate::messages::{Outgoing, Route};
+use crate::messages::{Outgoing, Route, add_channels};
 use crate::metrics::{self, Sample};
 #[cfg(feature = "redis")]
 use crate::redis_link::connection::{client as redis_client, node_number};
@@ -113,14 +113,14 @@ impl Hub {
     /// Starts a hub with `config`: its hub thread and, when a setting
     /// needs it, its watch thread.
     pub(crate) fn start(config: Config) -> Result<Hub, Error> {
-        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (adds, adds_rx) = add_channels();
         let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
         let (notify_tx, notify_rx) = crossbeam_channel::unbounded();
         let (alive_tx, alive_rx) = crossbeam_channel::bounded(0);
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis());
-        let shared = Shared::new(add_tx, remove_tx, config);
+        let shared = Shared::new(adds, remove_tx, config);
         #[cfg(feature = "redis")]
         let (shared, redis) = match shared.config.redis.clone() {
             Some(settings) => {
@@ -146,7 +146,7 @@ impl Hub {
                 (None, None)
             };
         let hub_thread = HubThread::new(
-            add_rx,
+            adds_rx,
             remove_rx,
             notify_rx.clone(),
             Arc::clone(&shared),

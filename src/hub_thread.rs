@@ -14,7 +14,7 @@ use crate::doorbell::RingOnDrop;
 use crate::encode;
 use crate::frame::Frame;
 use crate::history::{History, Resume};
-use crate::messages::{Joined, Outgoing, Registration, Removal, ResumeFrom, Route};
+use crate::messages::{AddReceivers, Joined, Outgoing, Registration, Removal, ResumeFrom, Route};
 use crate::shared::Shared;
 use crate::stream_id::StreamId;
 use crate::sync::lock;
@@ -41,7 +41,7 @@ struct Client {
 
 /// The hub thread's state: everything it owns.
 pub(crate) struct HubThread {
-    add_rx: Receiver<Registration>,
+    adds: AddReceivers,
     remove_rx: Receiver<Removal>,
     notify_rx: Receiver<Outgoing>,
     shared: Arc<Shared>,
@@ -66,7 +66,7 @@ pub(crate) struct HubThread {
 
 impl HubThread {
     pub(crate) fn new(
-        add_rx: Receiver<Registration>,
+        adds: AddReceivers,
         remove_rx: Receiver<Removal>,
         notify_rx: Receiver<Outgoing>,
         shared: Arc<Shared>,
@@ -80,7 +80,7 @@ impl HubThread {
             id_prefix,
         );
         HubThread {
-            add_rx,
+            adds,
             remove_rx,
             notify_rx,
             clients: Vec::new(),
@@ -98,7 +98,7 @@ impl HubThread {
     pub(crate) fn run(mut self) {
         loop {
             crossbeam_channel::select! {
-                recv(self.add_rx) -> registration => match registration {
+                recv(self.adds.waking) -> registration => match registration {
                     Ok(registration) => self.add(registration),
                     Err(_) => break,
                 },
@@ -124,15 +124,26 @@ impl HubThread {
         self.shared.counters.connected.store(0, Ordering::Relaxed);
     }
 
-    /// Adds the clients whose registrations are waiting. A client that
-    /// does not wait for its answer (`Registration::registered` is `None`)
-    /// may have been told it is in, and have told its client so, before
-    /// this thread got to it: so before an event is numbered, and before a
-    /// removal, the registrations sent before it are taken first.
+    /// Adds the clients whose registrations are waiting, on both ways in
+    /// (`AddReceivers`). A client that does not wait for its answer
+    /// (`Registration::registered` is `None`) may have been told it is in,
+    /// and have told its client so, before this thread got to it: so
+    /// before an event is numbered, and before a removal, the registrations
+    /// sent before it are taken first. The quiet way is taken only here.
     fn take_registrations(&mut self) {
-        while let Ok(registration) = self.add_rx.try_recv() {
+        while let Ok(registration) = self
+            .adds
+            .waking
+            .try_recv()
+            .or_else(|_| self.adds.quiet.try_recv())
+        {
             self.add(registration);
         }
+    }
+
+    /// Whether a registration is waiting on either way in.
+    fn registrations_waiting(&self) -> bool {
+        !self.adds.waking.is_empty() || !self.adds.quiet.is_empty()
     }
 
     fn add(&mut self, registration: Registration) {
@@ -323,7 +334,7 @@ impl HubThread {
                 };
                 // A registration sent before this event was published
                 // joins before it: the event starts the next batch.
-                if candidate.route != route || !self.add_rx.is_empty() {
+                if candidate.route != route || self.registrations_waiting() {
                     self.carried = Some(candidate);
                     break;
                 }
@@ -478,6 +489,7 @@ fn missed_frame(gap_event: Option<&str>, events: u64) -> Frame {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::messages::add_channels;
 
     /// Registers a client `id` with `counters`; true when it joined. Gives
     /// back its queue's receiver, which must live for the client to stay.
@@ -501,16 +513,16 @@ mod tests {
     }
 
     fn hub_thread(history_events: usize) -> (HubThread, Arc<Shared>) {
-        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (adds, adds_rx) = add_channels();
         let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
         let (_notify_tx, notify_rx) = crossbeam_channel::unbounded();
         let config = Config {
             history_events,
             ..Config::default()
         };
-        let shared = Arc::new(Shared::new(add_tx, remove_tx, config));
+        let shared = Arc::new(Shared::new(adds, remove_tx, config));
         let hub = HubThread::new(
-            add_rx,
+            adds_rx,
             remove_rx,
             notify_rx,
             Arc::clone(&shared),
@@ -702,12 +714,12 @@ mod tests {
 
     #[test]
     fn a_late_removal_leaves_a_newer_client_with_the_same_id_alone() {
-        let (add_tx, add_rx) = crossbeam_channel::unbounded();
+        let (adds, adds_rx) = add_channels();
         let (remove_tx, remove_rx) = crossbeam_channel::unbounded();
         let (_notify_tx, notify_rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(add_tx, remove_tx, Config::default()));
+        let shared = Arc::new(Shared::new(adds, remove_tx, Config::default()));
         let mut hub = HubThread::new(
-            add_rx,
+            adds_rx,
             remove_rx,
             notify_rx,
             Arc::clone(&shared),

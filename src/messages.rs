@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::client_id::ClientId;
 use crate::counters::ClientCounters;
@@ -77,6 +77,38 @@ pub(crate) enum Joined {
     /// `ResumeFrom::After`'s point has left the history since it was
     /// fetched: fetch again from there.
     Refetch,
+}
+
+/// The two ways a [`Registration`] reaches the hub thread.
+///
+/// `waking` is one of the channels the hub thread sleeps on: a send wakes
+/// it, and it answers (or queues a replay) at once. `quiet` is not: the hub
+/// thread only takes from it before it numbers an event and before a
+/// removal (`HubThread::take_registrations`), so a send costs no thread
+/// switch. It is for a client that needs nothing from the hub thread until
+/// the next event: an unanswered registration with nothing to replay.
+pub(crate) struct AddSenders {
+    pub(crate) waking: Sender<Registration>,
+    pub(crate) quiet: Sender<Registration>,
+}
+
+/// The hub thread's ends of [`AddSenders`].
+pub(crate) struct AddReceivers {
+    pub(crate) waking: Receiver<Registration>,
+    pub(crate) quiet: Receiver<Registration>,
+}
+
+/// A pair of unbounded channels for registrations: see [`AddSenders`].
+pub(crate) fn add_channels() -> (AddSenders, AddReceivers) {
+    let (waking, waking_rx) = crossbeam_channel::unbounded();
+    let (quiet, quiet_rx) = crossbeam_channel::unbounded();
+    (
+        AddSenders { waking, quiet },
+        AddReceivers {
+            waking: waking_rx,
+            quiet: quiet_rx,
+        },
+    )
 }
 
 /// A client asking to join.

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use crate::client_id::ClientId;
 use crate::config::Config;
 use crate::counters::{ClientCounters, Counters};
-use crate::messages::{Registration, Removal};
+use crate::messages::{AddSenders, Removal};
 #[cfg(feature = "redis")]
 use crate::redis_link::replay::Replayer;
 use crate::tiny_http_fixes::pipelined::OpenStreams;
@@ -20,7 +20,8 @@ use crate::tiny_http_fixes::pipelined::OpenStreams;
 /// What the threads of a hub share. It holds no handle to the `Hub`, so no
 /// thread the hub started keeps the hub alive.
 pub(crate) struct Shared {
-    pub(crate) add_tx: Sender<Registration>,
+    /// The ways to the hub thread for a registration.
+    pub(crate) adds: AddSenders,
     pub(crate) remove_tx: Sender<Removal>,
     pub(crate) counters: Counters,
     /// Every registered client's counters. The hub thread adds and removes;
@@ -38,14 +39,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        add_tx: Sender<Registration>,
-        remove_tx: Sender<Removal>,
-        config: Config,
-    ) -> Shared {
+    pub(crate) fn new(adds: AddSenders, remove_tx: Sender<Removal>, config: Config) -> Shared {
         Shared {
             streams: Arc::new(OpenStreams::new(remove_tx.clone())),
-            add_tx,
+            adds,
             remove_tx,
             counters: Counters::default(),
             clients: Mutex::new(HashMap::new()),

@@ -164,6 +164,13 @@ impl Subscription {
         // happens to be in use takes the answered way, and is refused.
         if unanswered && !matches!(resume, ResumeFrom::After { .. }) && enter(shared, id, &counters)
         {
+            // With nothing to replay, the hub thread has nothing to do for
+            // the client before the next event or removal, which is when it
+            // takes the quiet way in: it is not woken for it.
+            let way = match resume {
+                ResumeFrom::Live => &shared.adds.quiet,
+                _ => &shared.adds.waking,
+            };
             let registration = Registration {
                 id,
                 queue,
@@ -173,7 +180,7 @@ impl Subscription {
                 registered: None,
                 bell: RingOnDrop(bell.clone()),
             };
-            if shared.add_tx.send(registration).is_err() {
+            if way.send(registration).is_err() {
                 leave_entry(shared, id, &counters);
                 return Err(Error::Closed);
             }
@@ -234,7 +241,8 @@ impl Subscription {
                 _ => (None, None),
             };
             shared
-                .add_tx
+                .adds
+                .waking
                 .send(Registration {
                     id,
                     queue: queue.clone(),
