@@ -168,13 +168,11 @@ impl HubThread {
             bell,
         } = registration;
         // An unanswered registration's sender entered its id already.
-        if let Some(registered) = &registered {
-            let mut clients = lock(&self.shared.clients);
-            if clients.contains_key(&id) {
-                let _ = registered.send(Joined::IdInUse);
-                return;
-            }
-            clients.insert(id, Arc::clone(&counters));
+        if let Some(registered) = &registered
+            && !self.shared.enter(id, &counters)
+        {
+            let _ = registered.send(Joined::IdInUse);
+            return;
         }
         // Replay and registration are one step of this thread: no event can
         // fall between the two, nor reach the client twice.
@@ -254,7 +252,6 @@ impl HubThread {
             untold: 0,
             bell,
         });
-        self.shared.count_clients(&lock(&self.shared.clients));
     }
 
     /// Lets in the parked clients whose point the reader has now reached.

@@ -4,6 +4,7 @@
 //! frozen settings.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ use crate::counters::{ClientCounters, Counters};
 use crate::messages::{AddSenders, Removal};
 #[cfg(feature = "redis")]
 use crate::redis_link::replay::Replayer;
+use crate::sync::lock;
 use crate::tiny_http_fixes::pipelined::OpenStreams;
 
 /// What the threads of a hub share. It holds no handle to the `Hub`, so no
@@ -24,8 +26,9 @@ pub(crate) struct Shared {
     pub(crate) adds: AddSenders,
     pub(crate) remove_tx: Sender<Removal>,
     pub(crate) counters: Counters,
-    /// Every registered client's counters. The hub thread adds and removes;
-    /// anyone reads.
+    /// Every registered client's counters. Entered by the hub thread, or by
+    /// a client that does not wait for its answer (`enter`); removed by the
+    /// hub thread, or by a client whose hub stopped (`leave`); anyone reads.
     pub(crate) clients: Mutex<HashMap<ClientId, Arc<ClientCounters>>>,
     /// Set once shutdown begins.
     pub(crate) closing: AtomicBool,
@@ -71,6 +74,34 @@ impl Shared {
         self.counters
             .connected
             .store(clients.len(), Ordering::Relaxed);
+    }
+
+    /// Enters `id` with `counters` in the map of clients and counts it;
+    /// false when the id is in use. The hub thread enters the clients it
+    /// answers; a client that does not wait for an answer enters itself.
+    pub(crate) fn enter(&self, id: ClientId, counters: &Arc<ClientCounters>) -> bool {
+        let mut clients = lock(&self.clients);
+        match clients.entry(id) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(entry) => {
+                entry.insert(Arc::clone(counters));
+                self.count_clients(&clients);
+                true
+            }
+        }
+    }
+
+    /// Takes back what [`enter`](Shared::enter) entered, if the id is still
+    /// that client's (not a newer client's with the same id).
+    pub(crate) fn leave(&self, id: ClientId, counters: &Arc<ClientCounters>) {
+        let mut clients = lock(&self.clients);
+        if clients
+            .get(&id)
+            .is_some_and(|entered| Arc::ptr_eq(entered, counters))
+        {
+            clients.remove(&id);
+            self.count_clients(&clients);
+        }
     }
 
     /// An id no client the hub numbered has had.

@@ -1,7 +1,6 @@
 //! Subscriptions: clients without a network connection, and the options
 //! every client registers with.
 
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +18,6 @@ use crate::messages::{Joined, Registration, Removal, ResumeFrom};
 use crate::redis_link::replay::Fetched;
 use crate::shared::Shared;
 use crate::stream_id::StreamId;
-use crate::sync::lock;
 
 /// How many times a client that resumes from Redis fetches before it is
 /// given the gap event instead (see `Subscription::register`).
@@ -162,7 +160,7 @@ impl Subscription {
         // published after this returns still reaches the client, and its
         // leaving cannot overtake its joining. An id chosen elsewhere that
         // happens to be in use takes the answered way, and is refused.
-        if unanswered && !matches!(resume, ResumeFrom::After { .. }) && enter(shared, id, &counters)
+        if unanswered && !matches!(resume, ResumeFrom::After { .. }) && shared.enter(id, &counters)
         {
             // With nothing to replay, the hub thread has nothing to do for
             // the client before the next event or removal, which is when it
@@ -181,7 +179,7 @@ impl Subscription {
                 bell: RingOnDrop(bell.clone()),
             };
             if way.send(registration).is_err() {
-                leave_entry(shared, id, &counters);
+                shared.leave(id, &counters);
                 return Err(Error::Closed);
             }
             return Ok(Subscription::joined(shared, id, receiver, counters, bell));
@@ -392,7 +390,7 @@ impl Subscription {
         if !answered {
             // Stopped: it may have cleared its clients before it got to this
             // one's registration, which entered the id itself.
-            leave_entry(&self.shared, self.id, &self.counters);
+            self.shared.leave(self.id, &self.counters);
         }
         self.left = true;
     }
@@ -425,32 +423,6 @@ fn new_queue() -> (Sender<Frame>, Receiver<Frame>) {
     crossbeam_channel::unbounded()
 }
 
-/// Enters `id` in the hub's map of clients for a registration that will
-/// not wait for the hub thread's answer; false when the id is in use.
-fn enter(shared: &Shared, id: ClientId, counters: &Arc<ClientCounters>) -> bool {
-    let mut clients = lock(&shared.clients);
-    match clients.entry(id) {
-        Entry::Occupied(_) => false,
-        Entry::Vacant(entry) => {
-            entry.insert(Arc::clone(counters));
-            shared.count_clients(&clients);
-            true
-        }
-    }
-}
-
-/// Takes back what [`enter`] entered, if it is still that client's.
-fn leave_entry(shared: &Shared, id: ClientId, counters: &Arc<ClientCounters>) {
-    let mut clients = lock(&shared.clients);
-    if clients
-        .get(&id)
-        .is_some_and(|entered| Arc::ptr_eq(entered, counters))
-    {
-        clients.remove(&id);
-        shared.count_clients(&clients);
-    }
-}
-
 impl Drop for Subscription {
     fn drop(&mut self) {
         // The hub may be gone already; then there is nothing to leave.
@@ -463,7 +435,7 @@ impl Drop for Subscription {
             if self.shared.remove_tx.send(removal).is_err() {
                 // As in `leave`: the hub stopped, perhaps before it took
                 // this client's registration.
-                leave_entry(&self.shared, self.id, &self.counters);
+                self.shared.leave(self.id, &self.counters);
             }
         }
     }
