@@ -131,16 +131,10 @@ fn shutdown_with_readers_stalled_clients_and_half_sent_requests() {
     // leaves /proc/self/task (a clean CI run once saw one still listed):
     // a short bounded wait lets the kernel finish reaping it, as in
     // tests/shutdown.rs.
-    let sse_threads = || {
-        thread_names()
-            .into_iter()
-            .filter(|name| name.starts_with("sse-"))
-            .collect::<Vec<String>>()
-    };
     assert!(
-        wait_until(Duration::from_secs(1), || sse_threads().is_empty()),
-        "threads left after shutdown: {:?}",
-        sse_threads()
+        wait_until(Duration::from_secs(1), || threads_named("sse-") == 0),
+        "threads left after shutdown (of {:?})",
+        thread_names()
     );
 
     for (i, reader) in readers.into_iter().enumerate() {
