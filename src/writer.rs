@@ -54,9 +54,11 @@ const WRITE_BYTES: usize = 64 * 1024;
 /// A write buffer that grew past this is given back after the write.
 const KEEP_BUFFER: usize = 16 * 1024;
 
-/// Room kept at the front of the write buffer for a chunk-size line
-/// (`ffffffff\r\n`).
-const CHUNK_HEAD: usize = 10;
+/// Room kept at the front of the write buffer for a chunk-size line: the
+/// largest `usize` in hex and CRLF (`ffffffffffffffff\r\n` on 64-bit
+/// targets). One event can make a write as large as itself, so a write of
+/// 4 GiB or more needs more than eight digits.
+const CHUNK_HEAD: usize = 2 * std::mem::size_of::<usize>() + 2;
 
 /// The line sent after `keep_alive` of silence. A comment line with no blank
 /// line after it: every client ignores it, and none reads it as an empty
@@ -519,5 +521,17 @@ mod tests {
         let mut head = [0u8; CHUNK_HEAD];
         let start = write_chunk_head(u32::MAX as usize, &mut head);
         assert_eq!(&head[start..], b"ffffffff\r\n");
+        // Past four GiB (one event that large makes a write that large),
+        // up to the largest length there is.
+        let mut head = [0u8; CHUNK_HEAD];
+        let start = write_chunk_head(usize::MAX, &mut head);
+        let want = format!("{:x}\r\n", usize::MAX);
+        assert_eq!(&head[start..], want.as_bytes());
+        assert_eq!(start, 0, "the head has room for every digit");
+        if let Ok(past_u32) = usize::try_from(1u64 << 32) {
+            let mut head = [0u8; CHUNK_HEAD];
+            let start = write_chunk_head(past_u32, &mut head);
+            assert_eq!(&head[start..], b"100000000\r\n");
+        }
     }
 }
