@@ -54,6 +54,12 @@ const WRITE_BYTES: usize = 64 * 1024;
 /// A write buffer that grew past this is given back after the write.
 const KEEP_BUFFER: usize = 16 * 1024;
 
+/// A frame at least this large (one large event, mostly) is written from
+/// where the hub keeps it, shared by every client, rather than copied into
+/// each writer's buffer: a 10 MiB event sent to 1,000 clients would
+/// otherwise need 10 GB of copies at once.
+const DIRECT_BYTES: usize = 256 * 1024;
+
 /// Room kept at the front of the write buffer for a chunk-size line: the
 /// largest `usize` in hex and CRLF (`ffffffffffffffff\r\n` on 64-bit
 /// targets). One event can make a write as large as itself, so a write of
@@ -295,13 +301,19 @@ impl Stream {
             waited = true;
             self.begin();
             let mut events = 0;
+            // A large frame taken on the way, written after the buffer.
+            let mut direct = None;
             match first {
                 Ok(frame) => {
-                    events += self.append(&frame);
-                    while self.out.len() < WRITE_BYTES {
-                        match self.subscription.receiver().try_recv() {
-                            Ok(frame) => events += self.append(&frame),
-                            Err(_) => break,
+                    let mut next = Some(frame);
+                    while let Some(frame) = next.take() {
+                        if frame.as_bytes().len() >= DIRECT_BYTES {
+                            direct = Some(frame);
+                            break;
+                        }
+                        events += self.append(&frame);
+                        if self.out.len() < WRITE_BYTES {
+                            next = self.subscription.receiver().try_recv().ok();
                         }
                     }
                 }
@@ -311,13 +323,18 @@ impl Stream {
                 }
                 Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
-            if let Err(e) = self.send_buffered() {
-                return ending_of(&e);
+            if self.out.len() > self.head_room() {
+                if let Err(e) = self.send_buffered() {
+                    return ending_of(&e);
+                }
+                self.delivered(events);
             }
-            self.subscription
-                .counters()
-                .delivered
-                .fetch_add(events as u64, Ordering::Relaxed);
+            if let Some(frame) = direct {
+                if let Err(e) = self.send_direct(frame.as_bytes()) {
+                    return ending_of(&e);
+                }
+                self.delivered(frame.events());
+            }
             // A burst grows the buffer; give the memory back rather than
             // keep it for every idle client.
             if self.out.capacity() > KEEP_BUFFER {
@@ -359,9 +376,20 @@ impl Stream {
     /// head.
     fn begin(&mut self) {
         self.out.clear();
-        if self.chunked {
-            self.out.resize(CHUNK_HEAD, 0);
-        }
+        self.out.resize(self.head_room(), 0);
+    }
+
+    /// The room kept at the front of the buffer for the chunk head.
+    fn head_room(&self) -> usize {
+        if self.chunked { CHUNK_HEAD } else { 0 }
+    }
+
+    /// Counts `events` as delivered to the client.
+    fn delivered(&self, events: usize) {
+        self.subscription
+            .counters()
+            .delivered
+            .fetch_add(events as u64, Ordering::Relaxed);
     }
 
     fn append(&mut self, frame: &Frame) -> usize {
@@ -384,6 +412,22 @@ impl Stream {
         let sent = self.send_raw(&out[start..]);
         self.out = out;
         sent
+    }
+
+    /// Sends `bytes` as one chunk (or as they are, for HTTP/1.0) without
+    /// copying them: the chunk head, the bytes and the chunk's end each in
+    /// a write of their own.
+    fn send_direct(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.chunked {
+            let mut head = [0u8; CHUNK_HEAD];
+            let start = write_chunk_head(bytes.len(), &mut head);
+            self.send_raw(&head[start..])?;
+        }
+        self.send_raw(bytes)?;
+        if self.chunked {
+            self.send_raw(b"\r\n")?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Ending {

@@ -10,7 +10,7 @@ use sse_server::parse::{ParsedEvent, parse_all};
 use sse_server::{Error, Event, Hub, Server};
 use support::client::{Client, End, Framing};
 use support::hubs::plain_hub;
-use support::wait::ms;
+use support::wait::{ms, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -417,4 +417,87 @@ fn http_1_1_writes_are_well_formed_chunks() {
     );
     hub.shutdown().expect("shutdown");
     assert_eq!(client.wait_end(WAIT), Some(End::FinalChunk));
+}
+
+#[test]
+fn large_events_are_written_whole_and_in_order() {
+    // Events of 256 KiB and more are written from the hub's copy rather
+    // than the writer's buffer: around them, smaller events keep their
+    // order, and every chunk is well formed.
+    for version in ["1.1", "1.0"] {
+        let (hub, server) = quiet_server();
+        let mut client =
+            Client::connect(server.local_addr(), "/events", version, &[]).expect("connect");
+        let mut want = Vec::new();
+        let sizes = [
+            10,
+            70_000,
+            256 * 1024 - 8,
+            256 * 1024,
+            20,
+            1 << 20,
+            1 << 20,
+            30,
+        ];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let text = format!("{i} {}", "x".repeat(size));
+            hub.notify(&text).expect("notify");
+            want.extend_from_slice(format!("data: {text}\n\n").as_bytes());
+        }
+        assert!(
+            client.read_raw_len(WAIT, want.len()),
+            "HTTP/{version}: the whole burst"
+        );
+        assert!(client.body() == &want[..], "HTTP/{version}: the body");
+        if version == "1.1" {
+            assert_eq!(
+                client.chunk_sizes().iter().sum::<usize>(),
+                want.len(),
+                "chunk sizes add up to the body"
+            );
+        }
+        // Counted once each write has returned, which may be just after
+        // the client has read it.
+        let delivered = || hub.clients().first().map(|client| client.delivered);
+        assert!(
+            wait_until(WAIT, || delivered() == Some(sizes.len() as u64)),
+            "HTTP/{version}: delivered {:?}",
+            delivered()
+        );
+        hub.shutdown().expect("shutdown");
+        if version == "1.1" {
+            assert_eq!(client.wait_end(WAIT), Some(End::FinalChunk));
+        }
+    }
+}
+
+#[test]
+fn a_small_frame_waiting_before_a_large_one_is_written_first() {
+    // The writer takes the frames waiting for it into one write, and a
+    // frame of 256 KiB or more apart from it: a small frame found before a
+    // large one goes out first. The client reads nothing at first, so the
+    // writer is held in a write while the hub queues a small event alone,
+    // then a large one, as two frames.
+    let (hub, server) = quiet_server();
+    let mut client = Client::connect(server.local_addr(), "/events", "1.1", &[]).expect("connect");
+    let mut want = Vec::new();
+    let mut queued = 0;
+    let mut send = |text: String| {
+        hub.notify(&text).expect("notify");
+        want.extend_from_slice(format!("data: {text}\n\n").as_bytes());
+        queued += 1;
+        // Queued for the client: the hub has made the event's frame.
+        assert!(wait_until(WAIT, || hub.stats().queued == queued));
+    };
+    // More than the connection holds while nobody reads it.
+    for i in 0..8 {
+        send(format!("filler {i} {}", "f".repeat(1 << 20)));
+    }
+    send("small".to_owned());
+    send(format!("large {}", "x".repeat(1 << 20)));
+    send("last".to_owned());
+    assert!(client.read_raw_len(WAIT, want.len()), "the whole burst");
+    assert!(client.body() == &want[..], "the body, in order");
+    assert_eq!(client.chunk_sizes().iter().sum::<usize>(), want.len());
+    hub.shutdown().expect("shutdown");
 }
