@@ -134,26 +134,57 @@ impl Event {
     /// Sets the event id (the `id:` field). Clients remember the last id
     /// they saw and send it back as `Last-Event-ID` when they reconnect.
     ///
+    /// An id must come back unchanged in that header, so it is printable
+    /// ASCII (`!` to `~`), with spaces and tabs only between other
+    /// characters; the empty id is allowed (it clears the client's last
+    /// id). The event-stream format itself allows more, but such an id
+    /// would not come back: `tiny_http` closes, without an answer, a
+    /// connection whose request has a header that is not ASCII, so a
+    /// browser holding a non-ASCII id could never reconnect; HTTP has no
+    /// room for other control characters in a header, and drops spaces
+    /// around a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sse_server::{Error, Event};
+    ///
+    /// let event = Event::new("x").with_id("order-7: shipped")?;
+    /// assert_eq!(event.to_bytes(), b"id: order-7: shipped\ndata: x\n\n".to_vec());
+    /// assert!(Event::new("x").with_id("été").is_err());
+    /// assert!(Event::new("x").with_id(" 7").is_err());
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidField`] when `id` contains CR, LF or NUL (the
-    /// event-stream format ignores an id with NUL in it),
-    /// [`Error::CommentField`] on a comment ([`Event::comment`]).
+    /// event-stream format ignores an id with NUL in it), another control
+    /// character or a character that is not ASCII, or starts or ends with
+    /// a space or a tab; [`Error::CommentField`] on a comment
+    /// ([`Event::comment`]).
     pub fn with_id(mut self, id: impl Into<String>) -> Result<Event, Error> {
         if self.comment_only {
             return Err(Error::CommentField { field: "id" });
         }
         let id = id.into();
-        if id.contains(['\r', '\n']) {
+        let reason = if id.contains(['\r', '\n']) {
+            Some("a line break (CR or LF)")
+        } else if id.contains('\0') {
+            Some("a NUL character")
+        } else if !id.is_ascii() {
+            Some("a character that is not ASCII (it cannot come back in Last-Event-ID)")
+        } else if id.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            Some("a control character (it cannot come back in Last-Event-ID)")
+        } else if id.starts_with([' ', '\t']) || id.ends_with([' ', '\t']) {
+            Some("a space or tab at either end (Last-Event-ID drops it)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             return Err(Error::InvalidField {
                 field: "id",
-                reason: "a line break (CR or LF)",
-            });
-        }
-        if id.contains('\0') {
-            return Err(Error::InvalidField {
-                field: "id",
-                reason: "a NUL character",
+                reason,
             });
         }
         self.id = Some(id);

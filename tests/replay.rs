@@ -641,3 +641,34 @@ fn a_gap_event_name_with_a_line_break_is_refused() {
         );
     }
 }
+
+#[test]
+fn every_id_with_id_takes_comes_back_in_last_event_id() {
+    // `Event::with_id` takes only ids that come back unchanged in a
+    // `Last-Event-ID` header: each, read off the wire and sent back,
+    // resumes right after its event.
+    let hub = hub_with_history(1000, 1 << 20, None);
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    let printable: String = (b'!'..=b'~').map(char::from).collect();
+    let ids = [printable.as_str(), "a b", "a\tb", "a :\t b", "7"];
+    let mut observer = open_stream(addr, "/events", &[]);
+    for (i, id) in ids.iter().enumerate() {
+        let event = Event::new(i.to_string()).with_id(*id).expect("a valid id");
+        hub.publish(&event).expect("publish");
+    }
+    let seen = read_events(&mut observer, ids.len(), WAIT);
+    for (i, event) in seen.iter().enumerate() {
+        assert_eq!(event.last_event_id, ids[i], "the id on the wire");
+        let mut client = resume(addr, &event.last_event_id);
+        let want = numbered(i + 1..ids.len());
+        let got = read_events(&mut client, want.len(), WAIT);
+        assert_eq!(datas(&got), want, "resumed from {:?}", ids[i]);
+        if i + 1 == ids.len() {
+            // Nothing after the newest id: the next event is live.
+            hub.notify("live").expect("notify");
+            expect_marker(&mut client, "live", "resumed from the newest id");
+        }
+    }
+    hub.shutdown().expect("shutdown");
+}
