@@ -341,8 +341,9 @@ impl HubBuilder {
     /// missed events because its queue was full (data `missed <n>`). A
     /// browser listens with `addEventListener(name, ..)`; `onmessage` never
     /// sees it. `None` sends a comment line (`: sse-gap unknown-id`) instead,
-    /// which no client reports. A name with a line break is refused by
-    /// [`build`](HubBuilder::build).
+    /// which no client reports. [`build`](HubBuilder::build) refuses a name
+    /// with a line break, and the empty name and `message`, which a browser
+    /// would hand to `onmessage` like any other event.
     ///
     /// Defaults to `sse-gap`.
     pub fn gap_event(mut self, name: Option<String>) -> Self {
@@ -548,6 +549,7 @@ impl HubBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidField`] when the gap event's name holds a line break,
+    /// or is empty or `message`,
     /// [`Error::Spawn`] when the operating system refuses the hub thread;
     /// with the `redis` feature, `Error::RedisConfig` for a Redis URL the
     /// `redis` crate cannot read or an empty stream key (a Redis that
@@ -556,6 +558,12 @@ impl HubBuilder {
         let mut config = self.config;
         if let Some(name) = &config.gap_event {
             Event::new("").with_event(name.as_str())?;
+            if name.is_empty() || name == "message" {
+                return Err(Error::InvalidField {
+                    field: "event",
+                    reason: "the name of every event without one (a gap event must not reach onmessage)",
+                });
+            }
         }
         config.max_clients = match self.max_clients {
             Some(clients) => clients,

@@ -632,8 +632,10 @@ fn without_a_gap_event_name_the_gap_is_a_comment() {
 }
 
 #[test]
-fn a_gap_event_name_with_a_line_break_is_refused() {
-    for name in ["a\nb", "a\rb", "gap\r\ndata: forged"] {
+fn a_gap_event_name_with_a_line_break_or_that_reaches_onmessage_is_refused() {
+    // An empty event name, or `message`, is what a browser hands to
+    // `onmessage`: the gap would pass for an event of the application's.
+    for name in ["a\nb", "a\rb", "gap\r\ndata: forged", "", "message"] {
         let built = Hub::builder().gap_event(Some(name.into())).build();
         assert!(
             matches!(built, Err(Error::InvalidField { field: "event", .. })),
