@@ -41,10 +41,10 @@ impl fmt::Debug for ConnectRequest<'_> {
 }
 
 impl ConnectRequest<'_> {
-    /// The path, without the query string.
+    /// The path, without the query string (nor, for a request whose
+    /// target is an absolute URL, its scheme and host).
     pub fn path(&self) -> &str {
-        let url = self.request.url();
-        url.split_once('?').map_or(url, |(path, _)| path)
+        split_target(self.request.url()).0
     }
 
     /// The query string (after `?`), empty when there is none.
@@ -211,7 +211,24 @@ pub(crate) type DisconnectHook = Arc<dyn Fn(&Disconnect) + Send + Sync>;
 
 /// The query string of a request (after `?`), empty when there is none.
 pub(crate) fn query_of(request: &tiny_http::Request) -> &str {
-    request.url().split_once('?').map_or("", |(_, query)| query)
+    split_target(request.url()).1
+}
+
+/// A request target's path and query (empty when there is none). A target
+/// in absolute form (`http://host/path?query`, which RFC 9112 §3.2.2 says a
+/// server must accept, although mostly proxies send it) loses its scheme
+/// and host first; an empty path is `/`.
+pub(crate) fn split_target(target: &str) -> (&str, &str) {
+    let target = match target.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest.find(['/', '?']).map_or("", |at| &rest[at..])
+        }
+        _ => target,
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    (if path.is_empty() { "/" } else { path }, query)
 }
 
 /// The value of a request's first header called `name` (case-insensitive).
@@ -287,6 +304,23 @@ mod tests {
         assert_eq!(query_values("", "topic"), Vec::<String>::new());
         assert_eq!(query_values("t=%zz%4", "t"), ["%zz%4"]);
         assert_eq!(query_values("t=%ff", "t"), ["\u{fffd}"]);
+    }
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        for (target, want) in [
+            ("/events", ("/events", "")),
+            ("/events?topic=a", ("/events", "topic=a")),
+            ("http://h:1/events?topic=a", ("/events", "topic=a")),
+            ("HTTPS://h/events", ("/events", "")),
+            ("http://h?topic=a", ("/", "topic=a")),
+            ("http://h", ("/", "")),
+            ("/go/http://h/events", ("/go/http://h/events", "")),
+            ("ftp://h/events", ("ftp://h/events", "")),
+            ("", ("/", "")),
+        ] {
+            assert_eq!(split_target(target), want, "{target:?}");
+        }
     }
 
     #[test]

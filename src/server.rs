@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tiny_http::{Request, Response};
 
 use crate::acceptor::Bound;
+use crate::connect::split_target;
 use crate::error::Error;
 use crate::http;
 use crate::hub::Hub;
@@ -282,7 +283,7 @@ fn route(
     let Some(request) = shared.streams.park_if_pipelined(request, &shared.counters) else {
         return;
     };
-    let path = request.url().split('?').next().unwrap_or_default();
+    let (path, _) = split_target(request.url());
     if path == paths.events {
         // Failures have been answered and logged by `serve`.
         let _ = hub.serve_from(request, Some(local_addr));

@@ -179,3 +179,37 @@ fn a_custom_path_and_a_fallback_handler() {
     assert_eq!(event.data, "on the custom path");
     hub.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_target_in_absolute_form_is_routed_by_its_path() {
+    // RFC 9112 §3.2.2: a server must accept `GET http://host/path`, the
+    // form proxies send.
+    let (hub, server) = server();
+    let addr = server.local_addr();
+    let mut streams = Vec::new();
+    for target in [
+        format!("http://{addr}/events"),
+        format!("HTTP://{addr}/events?x=1"),
+        format!("https://{addr}/events?"),
+    ] {
+        let client = Client::connect(addr, &target, "1.1", &[]).expect("connect");
+        assert_eq!(client.status, 200, "GET {target}");
+        assert_eq!(client.header("Content-Type"), Some("text/event-stream"));
+        streams.push(client);
+    }
+    assert_eq!(hub.stats().clients, 3);
+    hub.notify("absolute").expect("notify");
+    for client in &mut streams {
+        assert_eq!(client.expect_event(WAIT, "an event").data, "absolute");
+    }
+    // Other paths, and a host with no path, are still not the stream.
+    for target in [format!("http://{addr}/other"), format!("http://{addr}")] {
+        let client = Client::request(addr, "GET", &target, "1.1", &[], b"").expect("request");
+        assert_eq!(client.status, 404, "GET {target}");
+    }
+    // A path that merely contains a URL is a path like any other.
+    let client =
+        Client::request(addr, "GET", "/go/http://x/events", "1.1", &[], b"").expect("request");
+    assert_eq!(client.status, 404);
+    hub.shutdown().expect("shutdown");
+}
