@@ -362,7 +362,10 @@ impl HubBuilder {
     /// Decides about each client before its stream starts: accept it
     /// (optionally choosing its topics and id) or reject it with a status.
     /// The hook runs on the client's own writer thread, so a slow hook
-    /// holds up neither the hub nor the acceptor.
+    /// holds up neither the hub nor the acceptor. A hook that panics ends
+    /// that thread alone: the client gets `500 Internal Server Error`
+    /// (`tiny_http`'s answer to a request dropped unanswered) and its place
+    /// under [`max_clients`](HubBuilder::max_clients) goes back.
     ///
     /// Defaults to accepting every client, with the topics of its `?topic=`
     /// query parameters.

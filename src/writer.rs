@@ -105,6 +105,10 @@ pub(crate) struct Job {
 /// A writer thread's body.
 #[inline(never)]
 pub(crate) fn start(mut job: Box<Job>) {
+    let place = Place {
+        shared: Arc::clone(&job.shared),
+        remote: job.remote,
+    };
     // Admitted from here rather than from `run`, so that the registration
     // (the deepest the thread goes) does not sit below `run`'s frame.
     let request = lock(&job.slot).take();
@@ -114,14 +118,27 @@ pub(crate) fn start(mut job: Box<Job>) {
     {
         run(request, subscription, &mut job);
     }
-    // The stream's writer is gone, so `tiny_http` can now answer what the
-    // client sent behind the stream.
-    if let Some(remote) = job.remote {
-        job.shared.streams.close(remote);
-    }
+    drop(place);
     // Last: shutdown waits until every writer has let go of this.
     let Job { alive, .. } = *job;
     drop(alive);
+}
+
+/// A stream's place among the open streams (which `max_clients` counts),
+/// given back when its writer ends: also when the writer ends in a panic,
+/// since the application's hooks run on it. `tiny_http` can then answer
+/// what the client sent behind the stream.
+struct Place {
+    shared: Arc<Shared>,
+    remote: Option<SocketAddr>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(remote) = self.remote {
+            self.shared.streams.close(remote);
+        }
+    }
 }
 
 /// Runs one admitted event stream, to the disconnect hook.

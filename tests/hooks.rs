@@ -448,3 +448,43 @@ fn the_disconnect_hook_sees_the_hub_without_the_client() {
     );
     hub.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_hook_that_panics_gives_its_stream_back() {
+    // A panic in the application's hook ends that client's writer thread;
+    // its stream's place (`max_clients`) and counts go back all the same,
+    // and the server goes on serving.
+    let (builder, disconnects) = reporting(plain_hub().max_clients(1).on_connect(|request| {
+        if request.header("X-Panic").is_some() {
+            panic!("the application's connect hook panicked");
+        }
+        Decision::accept()
+    }));
+    let hub = builder.build().expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    for round in 0..3 {
+        // `tiny_http` answers a request dropped unanswered with a 500.
+        let panicked =
+            Client::connect(addr, "/events", "1.1", &[("X-Panic", "1")]).expect("an answer");
+        assert_eq!(panicked.status, 500, "round {round}");
+        assert!(
+            wait_until(WAIT, || hub.stats().streams == 0),
+            "round {round}: the stream's place is given back: {:?}",
+            hub.stats()
+        );
+    }
+    // The one place left is free: a client gets a stream and events.
+    let mut client = Client::connect(addr, "/events", "1.1", &[]).expect("connect");
+    assert_eq!(client.status, 200);
+    hub.notify("after the panics").expect("notify");
+    assert_eq!(
+        client.expect_event(WAIT, "an event").data,
+        "after the panics"
+    );
+    assert!(
+        disconnects.try_recv().is_err(),
+        "no stream began, none ended"
+    );
+    hub.shutdown().expect("shutdown");
+}
