@@ -37,6 +37,13 @@
 //! * Like a browser it sends `Last-Event-ID` when it reconnects, stops on
 //!   `204 No Content`, on any other status but `200`–`299`, and on a content
 //!   type other than `text/event-stream`, and follows redirects.
+//!
+//! # Limits
+//!
+//! * No wait before a reconnect is longer than a day: a reconnection time
+//!   (the server's or [`Builder::retry`]), [`Builder::min_retry`],
+//!   [`Builder::max_retry`] or [`Builder::max_backoff`] above a day
+//!   (`Duration::MAX` included) is taken as a day.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -44,13 +51,16 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use crate::parse::{EventParser, ParsedEvent};
-use crate::retry;
+use crate::retry::{self, RETRY_MAX};
 
 /// The reconnection time before the server sets one, by default.
 const RETRY: Duration = Duration::from_secs(3);
 const MIN_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(10 * 60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest wait any setting takes (a day, the longest `retry:` this
+/// crate's servers send): a longer one is lowered to it.
+const MAX_WAIT: Duration = RETRY_MAX;
 /// Three times the server's default keep-alive (15 s).
 const READ_TIMEOUT: Duration = Duration::from_secs(45);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,31 +176,35 @@ impl Builder {
     }
 
     /// How long to wait before reconnecting until the server sends a
-    /// `retry:`. Clamped like the server's value. Defaults to 3 seconds.
+    /// `retry:`. Clamped like the server's value. Values above a day are
+    /// lowered to a day. Defaults to 3 seconds.
     pub fn retry(mut self, retry: Duration) -> Self {
-        self.retry = retry;
+        self.retry = retry.min(MAX_WAIT);
         self
     }
 
     /// The shortest reconnection time taken from the server (or from
-    /// [`retry`](Builder::retry)). Defaults to 500 ms.
+    /// [`retry`](Builder::retry)); it wins over
+    /// [`max_retry`](Builder::max_retry) if they cross. Values above a day
+    /// are lowered to a day. Defaults to 500 ms.
     pub fn min_retry(mut self, min: Duration) -> Self {
-        self.min_retry = min;
+        self.min_retry = min.min(MAX_WAIT);
         self
     }
 
-    /// The longest reconnection time taken from the server. Defaults to 10
-    /// minutes.
+    /// The longest reconnection time taken from the server. Values above a
+    /// day are lowered to a day. Defaults to 10 minutes.
     pub fn max_retry(mut self, max: Duration) -> Self {
-        self.max_retry = max;
+        self.max_retry = max.min(MAX_WAIT);
         self
     }
 
     /// After a failed connection attempt the next waits twice as long as
     /// the one before (starting from the reconnection time), with jitter, up
-    /// to this. Defaults to 30 seconds.
+    /// to this (or up to the reconnection time, if that is longer). Values
+    /// above a day are lowered to a day. Defaults to 30 seconds.
     pub fn max_backoff(mut self, max: Duration) -> Self {
-        self.max_backoff = max;
+        self.max_backoff = max.min(MAX_WAIT);
         self
     }
 
@@ -278,7 +292,12 @@ pub struct EventSource {
 enum State {
     Connect,
     Reading(Box<dyn Read + Send>),
-    Waiting(Instant),
+    /// Waiting `wait` from `since` before the next attempt. (Not a
+    /// deadline: an `Instant` plus a long wait can overflow.)
+    Waiting {
+        since: Instant,
+        wait: Duration,
+    },
     Closed,
 }
 
@@ -396,7 +415,7 @@ impl EventSource {
             self.close();
         } else {
             self.failures = self.failures.saturating_add(1);
-            self.state = State::Waiting(Instant::now() + self.backoff());
+            self.wait(self.backoff());
         }
         error
     }
@@ -418,7 +437,15 @@ impl EventSource {
     fn stream_ended(&mut self) {
         self.earlier_id = self.last_event_id().to_owned();
         self.parser = EventParser::new();
-        self.state = State::Waiting(Instant::now() + self.retry);
+        self.wait(self.retry);
+    }
+
+    /// The next attempt comes after `wait`.
+    fn wait(&mut self, wait: Duration) {
+        self.state = State::Waiting {
+            since: Instant::now(),
+            wait,
+        };
     }
 
     fn read(&mut self, mut body: Box<dyn Read + Send>) -> Option<Error> {
@@ -470,11 +497,8 @@ impl Iterator for EventSource {
             }
             match std::mem::replace(&mut self.state, State::Closed) {
                 State::Closed => return None,
-                State::Waiting(until) => {
-                    let now = Instant::now();
-                    if until > now {
-                        std::thread::sleep(until - now);
-                    }
+                State::Waiting { since, wait } => {
+                    std::thread::sleep(wait.saturating_sub(since.elapsed()));
                     self.state = State::Connect;
                 }
                 State::Connect => match self.connect() {
@@ -501,7 +525,7 @@ impl fmt::Debug for EventSource {
         let state = match self.state {
             State::Connect => "connecting",
             State::Reading(_) => "reading",
-            State::Waiting(_) => "waiting to reconnect",
+            State::Waiting { .. } => "waiting to reconnect",
             State::Closed => "closed",
         };
         f.debug_struct("EventSource")

@@ -197,6 +197,58 @@ fn a_500_or_an_html_page_stops_it_with_the_right_error() {
     hub.shutdown().expect("shutdown");
 }
 
+/// The request head on `stream`, up to the blank line (without it).
+fn read_head(stream: &TcpStream) -> String {
+    let mut head = String::new();
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// A server that answers the n-th request with a stream holding
+/// `bodies[n]`, then closes it; a request past the last body gets a stream
+/// that stays open with nothing in it. It sends the request heads it got on
+/// the receiver.
+fn scripted_server(bodies: &[&'static str]) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let bodies = bodies.to_vec();
+    let (heads_tx, heads_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let head = read_head(&stream);
+            let body = bodies.get(n).copied().unwrap_or("");
+            // No length: the body ends when the connection closes.
+            let answer =
+                format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
+            let _ = stream.write_all(answer.as_bytes());
+            if n >= bodies.len() {
+                held.push(stream);
+            }
+            if heads_tx.send(head).is_err() {
+                return;
+            }
+        }
+    });
+    (format!("http://{addr}/events"), heads_rx)
+}
+
+/// A port on 127.0.0.1 with nothing listening on it.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("an address")
+        .port()
+}
+
 /// A server that answers every request with a stream holding one event
 /// (with an id), then says nothing more and keeps the connection open; it
 /// sends the request heads it got on `heads`.
@@ -208,15 +260,7 @@ fn silent_server() -> (String, mpsc::Receiver<String>) {
         let mut held: Vec<TcpStream> = Vec::new();
         for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { return };
-            let mut head = String::new();
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
+            let head = read_head(&stream);
             // An event, then a block with only an id: it sets the last
             // event id too.
             let body = format!("id: {n}\ndata: hello {n}\n\nid: {n}-after\n\n");
@@ -376,4 +420,59 @@ fn the_follow_example_prints_events_and_exits_0_on_ctrl_c() {
     reader.join().expect("the output reader");
     assert_eq!(printed(), expected);
     hub.shutdown().expect("shutdown");
+}
+
+/// A day: the longest wait any of the source's settings takes.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[test]
+fn a_backoff_of_duration_max_is_capped_not_a_panic() {
+    support::init_logging();
+    // A failed connect backs off from the reconnection time, which
+    // `min_retry` raises to its own value.
+    let url = format!("http://127.0.0.1:{}/events", closed_port());
+    let mut source = EventSource::builder(url)
+        .min_retry(Duration::MAX)
+        .max_backoff(Duration::MAX)
+        .build()
+        .expect("a source");
+    assert_eq!(source.retry(), DAY);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let item = source.next();
+        let _ = tx.send(item.map(|item| item.map_err(|e| (e.is_fatal(), e.to_string()))));
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(Some(Err((false, _)))) => {}
+        Ok(other) => panic!("a network error to retry, not {other:?}"),
+        Err(e) => panic!("no item from the first connect ({e}): it panicked or hung"),
+    }
+}
+
+#[test]
+fn a_retry_of_duration_max_is_capped_not_a_panic() {
+    support::init_logging();
+    // A stream that ends waits the reconnection time, taken from `retry`
+    // up to `max_retry`.
+    let (url, heads) = scripted_server(&["data: one\n\n"]);
+    let source = EventSource::builder(url)
+        .retry(Duration::MAX)
+        .max_retry(Duration::MAX)
+        .build()
+        .expect("a source");
+    assert_eq!(source.retry(), DAY);
+    let rx = follow(source);
+    let first = rx.recv_timeout(WAIT).expect("an item").expect("an event");
+    assert_eq!(first.data, "one");
+    heads.recv_timeout(WAIT).expect("the first request");
+    // The stream has ended: the source now waits its day. A panic would
+    // drop the sender at once.
+    match rx.recv_timeout(ms(500)) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+        other => panic!("the source should be waiting, not {other:?}"),
+    }
+    assert!(
+        heads.try_recv().is_err(),
+        "no reconnect before the day is up"
+    );
 }
