@@ -40,10 +40,11 @@
 //!
 //! # Limits
 //!
-//! * No wait before a reconnect is longer than a day: a reconnection time
-//!   (the server's or [`Builder::retry`]), [`Builder::min_retry`],
-//!   [`Builder::max_retry`] or [`Builder::max_backoff`] above a day
-//!   (`Duration::MAX` included) is taken as a day.
+//! * No wait is longer than a day: a reconnection time (the server's or
+//!   [`Builder::retry`]), [`Builder::min_retry`], [`Builder::max_retry`],
+//!   [`Builder::max_backoff`], [`Builder::read_timeout`] or
+//!   [`Builder::connect_timeout`] above a day (`Duration::MAX` included)
+//!   is taken as a day.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -211,17 +212,18 @@ impl Builder {
     /// A stream that sends nothing (not even a keep-alive comment) for this
     /// long is dropped and reconnected. Keep it longer than the server's
     /// keep-alive interval (this crate's servers send one every 15 s by
-    /// default). Values below 1 ms are raised to 1 ms. Defaults to 45
-    /// seconds.
+    /// default). Values below 1 ms are raised to 1 ms, values above a day
+    /// lowered to a day. Defaults to 45 seconds.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout.max(Duration::from_millis(1));
+        self.read_timeout = timeout.clamp(Duration::from_millis(1), MAX_WAIT);
         self
     }
 
     /// How long connecting (DNS, TCP, TLS) may take. Values below 1 ms are
-    /// raised to 1 ms. Defaults to 10 seconds.
+    /// raised to 1 ms, values above a day lowered to a day. Defaults to 10
+    /// seconds.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.connect_timeout = timeout.clamp(Duration::from_millis(1), MAX_WAIT);
         self
     }
 
@@ -246,6 +248,8 @@ impl Builder {
                 self.url
             )));
         }
+        // Both timeouts are at most a day (see their setters): ureq adds
+        // them to an `Instant`.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(self.connect_timeout))

@@ -476,3 +476,21 @@ fn a_retry_of_duration_max_is_capped_not_a_panic() {
         "no reconnect before the day is up"
     );
 }
+
+#[test]
+fn timeouts_of_duration_max_are_capped_not_a_panic() {
+    support::init_logging();
+    let (url, heads) = scripted_server(&["data: one\n\n"]);
+    let source = quick(&url)
+        .connect_timeout(Duration::MAX)
+        .read_timeout(Duration::MAX)
+        .build()
+        .expect("a source");
+    let rx = follow(source);
+    match rx.recv_timeout(WAIT) {
+        Ok(Ok(event)) => assert_eq!(event.data, "one"),
+        Ok(Err(e)) => panic!("{e}"),
+        Err(e) => panic!("no event ({e}): it panicked or hung"),
+    }
+    heads.recv_timeout(WAIT).expect("the request");
+}
