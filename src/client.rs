@@ -37,6 +37,14 @@
 //! * Like a browser it sends `Last-Event-ID` when it reconnects, stops on
 //!   `204 No Content`, on any other status but `200`–`299`, and on a content
 //!   type other than `text/event-stream`, and follows redirects.
+//! * An `id:` that cannot be sent back in that header (one holding a
+//!   control character other than tab: U+0001 to U+001F, or U+007F) is
+//!   ignored, as the format ignores one holding NUL: the last event id
+//!   stays the one before, in the events and in
+//!   [`EventSource::last_event_id`]. A reconnect then resumes from that
+//!   earlier id, so the events since may come twice but none is lost. A
+//!   browser sends such an id as it is; the HTTP stack under this client
+//!   cannot.
 //!
 //! # Limits
 //!
@@ -260,7 +268,7 @@ impl Builder {
         Ok(EventSource {
             agent,
             state: State::Connect,
-            parser: EventParser::new(),
+            parser: stream_parser(),
             queued: std::collections::VecDeque::new(),
             earlier_id: self.last_event_id.clone(),
             retry,
@@ -440,7 +448,7 @@ impl EventSource {
     /// reconnection time, with a parser for the new stream.
     fn stream_ended(&mut self) {
         self.earlier_id = self.last_event_id().to_owned();
-        self.parser = EventParser::new();
+        self.parser = stream_parser();
         self.wait(self.retry);
     }
 
@@ -539,6 +547,19 @@ impl fmt::Debug for EventSource {
             .field("retry", &self.retry)
             .finish()
     }
+}
+
+/// A parser for one stream, which ignores an id that could not be sent
+/// back (a NUL is not the only control character a header cannot hold):
+/// sending none instead would lose every event since the last one a
+/// reconnect could resume from.
+fn stream_parser() -> EventParser {
+    EventParser::keeping_ids(can_be_a_header)
+}
+
+/// Whether `value` can go out as a header value.
+fn can_be_a_header(value: &str) -> bool {
+    ureq::http::HeaderValue::from_str(value).is_ok()
 }
 
 /// `value` within `min..=max` (`min` wins if they cross).

@@ -125,12 +125,25 @@ pub struct EventParser {
     retry: Option<u64>,
     comments: usize,
     blocks: u64,
+    /// When set, an `id` it refuses is ignored as one holding NUL is (the
+    /// client's: an id it could not send back).
+    keep_id: Option<fn(&str) -> bool>,
 }
 
 impl EventParser {
     /// A parser at the start of a stream.
     pub fn new() -> EventParser {
         EventParser::default()
+    }
+
+    /// A parser that also ignores an `id` that `keep` refuses, the way it
+    /// ignores one holding NUL: the last event id stays what it was.
+    #[cfg(feature = "client")]
+    pub(crate) fn keeping_ids(keep: fn(&str) -> bool) -> EventParser {
+        EventParser {
+            keep_id: Some(keep),
+            ..EventParser::default()
+        }
     }
 
     /// Feeds bytes; returns the events they completed.
@@ -241,8 +254,8 @@ impl EventParser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            // An id containing NUL is ignored.
-            "id" if !value.contains('\0') => {
+            // An id containing NUL is ignored (and one `keep_id` refuses).
+            "id" if !value.contains('\0') && self.keep_id.is_none_or(|keep| keep(value)) => {
                 self.block_pending = true;
                 self.last_event_id_buffer.clear();
                 self.last_event_id_buffer.push_str(value);

@@ -494,3 +494,40 @@ fn timeouts_of_duration_max_are_capped_not_a_panic() {
     }
     heads.recv_timeout(WAIT).expect("the request");
 }
+
+#[test]
+fn an_id_that_cannot_go_back_as_a_header_is_ignored() {
+    support::init_logging();
+    // Control characters (but tab) cannot be in a header value; NUL is
+    // ignored by the stream format itself. The event with the unsendable id,
+    // and the block with only one, leave the last event id at "5".
+    let (url, heads) = scripted_server(&[
+        "id: 5\ndata: zero\n\nid: a\u{1}b\ndata: one\n\nid: c\u{7f}d\n\n",
+        "id: 6\ndata: two\n\n",
+    ]);
+    let mut source = quick(&url).build().expect("a source");
+    let zero = source.next().expect("an item").expect("an event");
+    assert_eq!(
+        (zero.data.as_str(), zero.last_event_id.as_str()),
+        ("zero", "5")
+    );
+    let one = source.next().expect("an item").expect("an event");
+    assert_eq!(
+        (one.data.as_str(), one.last_event_id.as_str()),
+        ("one", "5")
+    );
+    // The stream ends; the reconnect sends the id it can.
+    let two = source
+        .next()
+        .expect("an item")
+        .expect("the reconnect's event");
+    assert_eq!(
+        (two.data.as_str(), two.last_event_id.as_str()),
+        ("two", "6")
+    );
+    assert_eq!(source.last_event_id(), "6");
+    heads.recv_timeout(WAIT).expect("the first request");
+    let second = heads.recv_timeout(WAIT).expect("the second request");
+    let second = second.to_ascii_lowercase();
+    assert!(second.contains("\r\nlast-event-id: 5\r\n"), "{second:?}");
+}
