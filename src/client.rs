@@ -96,9 +96,16 @@ pub enum Error {
     /// The answer's `Content-Type` is not `text/event-stream` (`None`: it
     /// had none). Fatal.
     ContentType(Option<String>),
-    /// The URL cannot be fetched: not `http://` or `https://`, or malformed.
-    /// Fatal.
+    /// The URL cannot be fetched: not `http://` or `https://`, with no
+    /// host, or malformed (a space, a character beyond ASCII: percent-encode
+    /// it, and write an international domain name in its `xn--` form).
+    /// Fatal; [`Builder::build`] returns it.
     Url(String),
+    /// A header set with [`Builder::header`], or the id set with
+    /// [`Builder::last_event_id`], cannot be sent: a name that is not an
+    /// HTTP token, or a value holding a control character other than tab
+    /// (CR, LF and NUL included). Fatal; [`Builder::build`] returns it.
+    Header(String),
     /// The first connection failed and [`Builder::retry_first_connect`] is
     /// off. Fatal.
     FirstConnect(Box<dyn StdError + Send + Sync>),
@@ -125,6 +132,7 @@ impl fmt::Display for Error {
             }
             Error::ContentType(None) => f.write_str("the answer has no content type"),
             Error::Url(why) => write!(f, "bad event stream URL: {why}"),
+            Error::Header(why) => write!(f, "bad request header: {why}"),
             Error::FirstConnect(e) => write!(f, "could not connect: {e}"),
         }
     }
@@ -171,14 +179,19 @@ pub struct Builder {
 
 impl Builder {
     /// Sends this header with every request (a second call with the same
-    /// name adds another).
+    /// name adds another). [`build`](Builder::build) refuses a name that
+    /// is not an HTTP token and a value holding a control character other
+    /// than tab.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// The `Last-Event-ID` to send on the first request, to resume where an
-    /// earlier run stopped. Defaults to none.
+    /// earlier run stopped (a [`ParsedEvent::last_event_id`] this source
+    /// yielded is always one it can send). [`build`](Builder::build)
+    /// refuses an id holding a control character other than tab. Defaults
+    /// to none.
     pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = id.into();
         self
@@ -247,13 +260,28 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::Url`] when the URL is not `http://` or `https://`.
+    /// [`Error::Url`] when the URL is not `http://` or `https://`, has no
+    /// host, or is malformed; [`Error::Header`] when a header or the last
+    /// event id cannot be sent. Both are settings no request could carry,
+    /// so they are refused here rather than tried again and again.
     pub fn build(self) -> Result<EventSource, Error> {
-        let lower = self.url.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(Error::Url(format!(
-                "{:?} is not an http:// or https:// URL",
-                self.url
+        check_url(&self.url)?;
+        for (name, value) in &self.headers {
+            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(Error::Header(format!("{name:?} is not a header name")));
+            }
+            // The value is not shown: it may be a secret.
+            if !can_be_a_header(value) {
+                return Err(Error::Header(format!(
+                    "the value of {name:?} holds a control character"
+                )));
+            }
+        }
+        if !can_be_a_header(&self.last_event_id) {
+            return Err(Error::Header(format!(
+                "the last event id {:?} holds a control character: it cannot be \
+                 sent as Last-Event-ID",
+                self.last_event_id
             )));
         }
         // Both timeouts are at most a day (see their setters): ureq adds
@@ -318,7 +346,8 @@ impl EventSource {
     ///
     /// # Errors
     ///
-    /// [`Error::Url`] when the URL is not `http://` or `https://`.
+    /// [`Error::Url`] when the URL is not `http://` or `https://`, has no
+    /// host, or is malformed.
     pub fn new(url: impl Into<String>) -> Result<EventSource, Error> {
         EventSource::builder(url).build()
     }
@@ -380,6 +409,11 @@ impl EventSource {
         }
         let response = request.call().map_err(|e| match e {
             ureq::Error::BadUri(why) => Error::Url(why),
+            // A request that cannot be built (`build` checks the URL and
+            // headers, so this is not expected): the same every time, so
+            // not one to try again.
+            ureq::Error::Http(e) if is_about_the_url(&e) => Error::Url(e.to_string()),
+            ureq::Error::Http(e) => Error::Header(e.to_string()),
             ureq::Error::Timeout(ureq::Timeout::PerRead) => {
                 Error::ReadTimeout(self.settings.read_timeout)
             }
@@ -547,6 +581,28 @@ impl fmt::Debug for EventSource {
             .field("retry", &self.retry)
             .finish()
     }
+}
+
+/// `Ok` when `url` is one a request can go to.
+fn check_url(url: &str) -> Result<(), Error> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(Error::Url(format!(
+            "{url:?} is not an http:// or https:// URL"
+        )));
+    }
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| Error::Url(format!("{url:?} is malformed ({e})")))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(Error::Url(format!("{url:?} has no host")));
+    }
+    Ok(())
+}
+
+/// Whether a request failed to build because of its URL.
+fn is_about_the_url(e: &ureq::http::Error) -> bool {
+    e.is::<ureq::http::uri::InvalidUri>() || e.is::<ureq::http::uri::InvalidUriParts>()
 }
 
 /// A parser for one stream, which ignores an id that could not be sent

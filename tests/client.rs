@@ -531,3 +531,53 @@ fn an_id_that_cannot_go_back_as_a_header_is_ignored() {
     let second = second.to_ascii_lowercase();
     assert!(second.contains("\r\nlast-event-id: 5\r\n"), "{second:?}");
 }
+
+#[test]
+fn settings_that_cannot_make_a_request_are_refused_by_build() {
+    support::init_logging();
+    let url = format!("http://127.0.0.1:{}/events", closed_port());
+    let refused = |builder: sse_server::client::Builder| match builder.build() {
+        Ok(source) => panic!("built {source:?}"),
+        Err(e) => {
+            assert!(e.is_fatal(), "{e}");
+            e
+        }
+    };
+    for value in ["a\r\nInjected: 1", "a\nb", "a\u{1}b", "a\0b"] {
+        let e = refused(EventSource::builder(&url).header("X-Bad", value));
+        assert!(matches!(e, Error::Header(_)), "{e:?}");
+        assert!(e.to_string().contains("X-Bad"), "{e}");
+    }
+    for name in ["Bad Name", "X-Bad:", "", "X\r\nInjected"] {
+        let e = refused(EventSource::builder(&url).header(name, "ok"));
+        assert!(matches!(e, Error::Header(_)), "{e:?}");
+    }
+    for id in ["41\n", "4\r1", "4\u{1}1"] {
+        let e = refused(EventSource::builder(&url).last_event_id(id));
+        assert!(matches!(e, Error::Header(_)), "{e:?}");
+        assert!(e.to_string().contains("Last-Event-ID"), "{e}");
+    }
+    for url in [
+        "http://exa mple.invalid/x",
+        "http://",
+        "http:///events",
+        "https://:8080/x",
+        "http://caf\u{e9}.invalid/",
+    ] {
+        let e = refused(EventSource::builder(url));
+        assert!(matches!(e, Error::Url(_)), "{url}: {e:?}");
+    }
+    // What HTTP allows still goes through: a tab, text beyond ASCII, a
+    // header name in any case.
+    let (url, heads) = scripted_server(&["data: one\n\n"]);
+    let mut source = quick(&url)
+        .header("x-NOTE", "caf\u{e9}\tok")
+        .last_event_id("v\u{e9}rsion 4")
+        .build()
+        .expect("a source");
+    let one = source.next().expect("an item").expect("an event");
+    assert_eq!(one.data, "one");
+    let head = heads.recv_timeout(WAIT).expect("the request");
+    assert!(head.contains("caf\u{e9}\tok\r\n"), "{head:?}");
+    assert!(head.contains("v\u{e9}rsion 4\r\n"), "{head:?}");
+}
