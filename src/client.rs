@@ -48,6 +48,9 @@
 //!
 //! # Limits
 //!
+//! * An event may hold up to [`Builder::max_event_bytes`] (64 MiB by
+//!   default) before its end comes; past that the connection is dropped
+//!   and the source reconnects.
 //! * No wait is longer than a day: a reconnection time (the server's or
 //!   [`Builder::retry`]), [`Builder::min_retry`], [`Builder::max_retry`],
 //!   [`Builder::max_backoff`], [`Builder::read_timeout`] or
@@ -73,6 +76,8 @@ const MAX_WAIT: Duration = RETRY_MAX;
 /// Three times the server's default keep-alive (15 s).
 const READ_TIMEOUT: Duration = Duration::from_secs(45);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most an event may hold before its end comes, by default.
+const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 /// The size of one read from the stream.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -88,6 +93,10 @@ pub enum Error {
     /// Nothing came for the read timeout; the connection was dropped and the
     /// source reconnects.
     ReadTimeout(Duration),
+    /// The event being read held more than [`Builder::max_event_bytes`]
+    /// (this many) before its end came; the connection was dropped and the
+    /// source reconnects (from the last event it read whole).
+    EventTooLarge(usize),
     /// The server answered `204 No Content`: the WHATWG way of telling an
     /// `EventSource` to stop. Fatal.
     NoContent,
@@ -114,7 +123,10 @@ pub enum Error {
 impl Error {
     /// True when the source has stopped: the iterator yields nothing more.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Error::Network(_) | Error::ReadTimeout(_))
+        !matches!(
+            self,
+            Error::Network(_) | Error::ReadTimeout(_) | Error::EventTooLarge(_)
+        )
     }
 }
 
@@ -124,6 +136,9 @@ impl fmt::Display for Error {
             Error::Network(e) => write!(f, "the event stream's connection failed: {e}"),
             Error::ReadTimeout(after) => {
                 write!(f, "the event stream sent nothing for {after:?}")
+            }
+            Error::EventTooLarge(limit) => {
+                write!(f, "an event held more than {limit} bytes before its end")
             }
             Error::NoContent => f.write_str("the server answered 204: no more events"),
             Error::Status(status) => write!(f, "the server answered {status}"),
@@ -175,6 +190,7 @@ pub struct Builder {
     read_timeout: Duration,
     connect_timeout: Duration,
     retry_first_connect: bool,
+    max_event_bytes: usize,
 }
 
 impl Builder {
@@ -240,6 +256,18 @@ impl Builder {
         self
     }
 
+    /// The most an event may hold (its data, name and id, and the line
+    /// being read) while its end has not come: a server that sends an event
+    /// without end, or one larger than this, makes the source drop the
+    /// connection, yield [`Error::EventTooLarge`] and reconnect from the
+    /// last event it read whole, instead of holding all of it in memory.
+    /// Checked after each read (of at most 16 KiB), so an event may
+    /// briefly hold up to 16 KiB more. Defaults to 64 MiB.
+    pub fn max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max;
+        self
+    }
+
     /// How long connecting (DNS, TCP, TLS) may take. Values below 1 ms are
     /// raised to 1 ms, values above a day lowered to a day. Defaults to 10
     /// seconds.
@@ -302,6 +330,7 @@ impl Builder {
             retry,
             failures: 0,
             connected: false,
+            deferred: None,
             buffer: vec![0; READ_SIZE],
             settings: self,
         })
@@ -326,6 +355,8 @@ pub struct EventSource {
     failures: u32,
     /// Whether any connection got a stream going.
     connected: bool,
+    /// An error to yield once the events before it have been.
+    deferred: Option<Error>,
     buffer: Vec<u8>,
 }
 
@@ -365,6 +396,7 @@ impl EventSource {
             read_timeout: READ_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
             retry_first_connect: true,
+            max_event_bytes: MAX_EVENT_BYTES,
         }
     }
 
@@ -510,6 +542,14 @@ impl EventSource {
                     let server = Duration::from_millis(retry);
                     self.retry = clamp(server, self.settings.min_retry, self.settings.max_retry);
                 }
+                if self.parser.pending_bytes() > self.settings.max_event_bytes {
+                    let error = Error::EventTooLarge(self.settings.max_event_bytes);
+                    log::debug!("{error}; reconnecting in {:?}", self.retry);
+                    self.stream_ended();
+                    // After the events this read completed.
+                    self.deferred = Some(error);
+                    return None;
+                }
                 self.state = State::Reading(body);
                 None
             }
@@ -540,6 +580,9 @@ impl Iterator for EventSource {
         loop {
             if let Some(event) = self.queued.pop_front() {
                 return Some(Ok(event));
+            }
+            if let Some(error) = self.deferred.take() {
+                return Some(Err(error));
             }
             match std::mem::replace(&mut self.state, State::Closed) {
                 State::Closed => return None,

@@ -204,6 +204,24 @@ impl EventParser {
         self.blocks
     }
 
+    /// The bytes held for the block being read and the line not yet ended:
+    /// what a stream that never ends its event makes the parser keep. A
+    /// reader of untrusted streams checks it after each
+    /// [`feed`](EventParser::feed) to bound its memory.
+    ///
+    /// ```
+    /// use sse_server::parse::EventParser;
+    ///
+    /// let mut parser = EventParser::new();
+    /// parser.feed(b"data: 12345\ndata: 6");
+    /// assert_eq!(parser.pending_bytes(), "12345\n".len() + "data: 6".len());
+    /// parser.feed(b"\n\n");
+    /// assert_eq!(parser.pending_bytes(), 0);
+    /// ```
+    pub fn pending_bytes(&self) -> usize {
+        self.line.len() + self.data.len() + self.event_type.len() + self.last_event_id_buffer.len()
+    }
+
     /// True when a partial line, or a `data`, `event` or `id` field not yet
     /// followed by the blank line that dispatches it, is pending: it is
     /// discarded if the stream ends now (a pending `id` never becomes the

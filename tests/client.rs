@@ -581,3 +581,39 @@ fn settings_that_cannot_make_a_request_are_refused_by_build() {
     assert!(head.contains("caf\u{e9}\tok\r\n"), "{head:?}");
     assert!(head.contains("v\u{e9}rsion 4\r\n"), "{head:?}");
 }
+
+#[test]
+fn an_event_past_max_event_bytes_drops_the_stream_and_resumes() {
+    support::init_logging();
+    // An event that never ends, behind a whole one: the whole one comes,
+    // then the error, and the reconnect resumes from the whole one.
+    let endless: &'static str =
+        Box::leak(format!("id: 1\ndata: whole\n\ndata: {}", "a".repeat(4096)).into_boxed_str());
+    let (url, heads) = scripted_server(&[endless, "id: 2\ndata: after\n\n"]);
+    let mut source = quick(&url).max_event_bytes(1024).build().expect("a source");
+    let whole = source.next().expect("an item").expect("the whole event");
+    assert_eq!(
+        (whole.data.as_str(), whole.last_event_id.as_str()),
+        ("whole", "1")
+    );
+    match source.next().expect("an item") {
+        Err(Error::EventTooLarge(1024)) => {}
+        other => panic!("expected EventTooLarge(1024), got {other:?}"),
+    }
+    let after = source
+        .next()
+        .expect("an item")
+        .expect("the reconnect's event");
+    assert_eq!(
+        (after.data.as_str(), after.last_event_id.as_str()),
+        ("after", "2")
+    );
+    heads.recv_timeout(WAIT).expect("the first request");
+    let second = heads.recv_timeout(WAIT).expect("the second request");
+    assert!(
+        second
+            .to_ascii_lowercase()
+            .contains("\r\nlast-event-id: 1\r\n"),
+        "{second:?}"
+    );
+}
