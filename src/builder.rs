@@ -469,7 +469,10 @@ impl HubBuilder {
     ///   emptied) or more than [`redis_replay_max`](HubBuilder::redis_replay_max)
     ///   events behind gets the gap event. The history
     ///   ([`history_events`](HubBuilder::history_events)) is where such a
-    ///   client joins: keep it at least a few seconds of events long.
+    ///   client joins: keep it at least a few seconds of events long. (A
+    ///   client whose replay ends before an event this process has sent
+    ///   and no longer holds fetches again, a few times, then gets the
+    ///   gap event.)
     /// * Redis going away is not fatal. Each connection reconnects with
     ///   backoff (100 ms doubling to 5 s, with jitter); the reader resumes
     ///   from the last id it read, so nothing Redis still holds is missed;
@@ -479,7 +482,9 @@ impl HubBuilder {
     ///   clients keep their streams, and
     ///   [`Stats::redis_connected`](crate::Stats::redis_connected) is
     ///   `Some(false)`. A client reconnecting meanwhile is replayed from this
-    ///   process's history.
+    ///   process's history, or gets the gap event when the history does not
+    ///   hold everything it missed (with `history_events(0)`, whenever it
+    ///   missed anything).
     /// * [`Hub::send_to`] reaches a client connected to any process; it
     ///   cannot tell whether the client exists, and never returns
     ///   [`Error::UnknownClient`]. Client ids are unique across the

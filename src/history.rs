@@ -95,10 +95,7 @@ impl History {
         position: Option<StreamId>,
     ) {
         if !self.enabled() || frame.as_bytes().len() > self.max_bytes {
-            self.evict_all_through(seq);
-            if position.is_some() {
-                self.evicted_position = position;
-            }
+            self.pass(seq, position);
             return;
         }
         if let Some(id) = &custom_id {
@@ -117,6 +114,17 @@ impl History {
             self.pop_front();
         }
         self.expire(now);
+    }
+
+    /// Notes an event that is not kept (the history is off, or the event
+    /// is larger than it may hold): nothing up to it can be replayed from
+    /// here any more, so a client that asks what followed an earlier event
+    /// gets `Resume::Unknown`, not a replay without this one.
+    pub(crate) fn pass(&mut self, seq: u64, position: Option<StreamId>) {
+        self.evict_all_through(seq);
+        if position.is_some() {
+            self.evicted_position = position;
+        }
     }
 
     /// Drops the entries older than the age limit.

@@ -382,6 +382,9 @@ impl HubThread {
         self.last_seq += 1;
         let seq = self.last_seq;
         if !self.history.enabled() {
+            // Kept nowhere, but the history must know it went by: under
+            // `redis`, a client that resumes from before it is owed it.
+            self.history.pass(seq, outgoing.position);
             return outgoing.frame;
         }
         let frame = match &outgoing.custom_id {
@@ -682,6 +685,23 @@ mod tests {
         let (answer, frames) = join_after(&mut hub, 2, 11);
         assert_eq!(answer.try_recv(), Ok(Joined::Yes));
         assert_eq!(ids_in(&frames), ["12-0", "13-0"]);
+    }
+
+    /// With the history off, the hub can join a client only where its
+    /// reader is: one whose replay from Redis ended before an event the
+    /// hub has since sent fetches again, or it would never get that event.
+    #[test]
+    fn without_a_history_a_client_behind_the_reader_fetches_again() {
+        let (mut hub, _shared) = hub_thread(0);
+        for ms in [10, 11, 12] {
+            hub.dispatch(from_stream(ms));
+        }
+        let (answer, _frames) = join_after(&mut hub, 1, 11);
+        assert_eq!(answer.try_recv(), Ok(Joined::Refetch));
+        let (answer, frames) = join_after(&mut hub, 2, 12);
+        assert_eq!(answer.try_recv(), Ok(Joined::Yes));
+        hub.dispatch(from_stream(13));
+        assert_eq!(ids_in(&frames), ["13-0"]);
     }
 
     #[test]

@@ -1252,3 +1252,77 @@ fn publish_all_appends_many_events_in_one_call_in_order() {
     );
     assert_eq!(publisher.stats().published, 500, "nothing more counted");
 }
+
+// ---------------------------------------------------------------------------
+// h. A hub without a history of its own.
+
+/// A hub whose history is off (`history_events(0)`) has nothing of its own
+/// to replay from: while Redis is out of reach, a client that comes back
+/// with an id some events behind must get the gap event (it has a hole no
+/// one can fill), where one that missed nothing gets no gap event. Found
+/// at 4eb5164: the client behind got the head and then nothing, as if it
+/// had missed nothing.
+#[test]
+fn without_a_history_a_client_behind_gets_the_gap_event_while_redis_is_down() {
+    support::init_logging();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "no-history";
+    let publisher = redis_hub(&redis, key);
+    let hub = redis_builder(&redis, key)
+        .history_events(0)
+        .build()
+        .expect("build a hub on Redis");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    // Its reader has read all three once the watcher has them.
+    let watcher = hub.subscribe().expect("subscribe");
+    for data in ["first", "second", "third"] {
+        publisher.notify(data).expect("publish");
+    }
+    let events = sub_events(&watcher, &mut EventParser::new(), 3);
+    let (first, newest) = (&events[0].last_event_id, &events[2].last_event_id);
+
+    // While Redis is up, the replay comes from it.
+    let mut client = open_stream(server.local_addr(), "/events", &[("Last-Event-ID", first)]);
+    assert_eq!(
+        ids_and_data(&read_events(&mut client, 2, WAIT)),
+        ids_and_data(&events[1..]),
+        "replayed from Redis"
+    );
+    drop(client);
+
+    redis.kill();
+    let mut behind = open_stream(server.local_addr(), "/events", &[("Last-Event-ID", first)]);
+    let gap = behind.expect_event(WAIT, "the gap event");
+    assert_gap(&gap, "unknown-id", "an id the hub cannot replay from");
+    assert_eq!(
+        &gap.last_event_id, newest,
+        "the gap event carries the newest id"
+    );
+    let sub = hub
+        .subscribe_with(SubscribeOptions::new().last_event_id(first))
+        .expect("subscribe");
+    let mut parser = EventParser::new();
+    assert_gap(
+        &sub_events(&sub, &mut parser, 1)[0],
+        "unknown-id",
+        "in-process, an id the hub cannot replay from",
+    );
+    // The newest id: nothing was missed, so no gap event before the next.
+    let mut current = open_stream(server.local_addr(), "/events", &[("Last-Event-ID", newest)]);
+
+    redis.restart();
+    assert!(
+        wait_until(WAIT, || publisher.notify("live").is_ok()),
+        "publish once Redis is back"
+    );
+    assert_eq!(behind.expect_event(WAIT, "the live event").data, "live");
+    assert_eq!(sub_events(&sub, &mut parser, 1)[0].data, "live");
+    let next = current.expect_event(WAIT, "the live event");
+    assert_eq!(
+        (next.event_type.as_str(), next.data.as_str()),
+        ("message", "live"),
+        "a client that missed nothing gets no gap event"
+    );
+}
