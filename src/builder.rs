@@ -519,12 +519,13 @@ impl HubBuilder {
     /// About how many events the Redis Stream keeps (`XADD .. MAXLEN ~
     /// len`; Redis trims in whole blocks, so it may hold somewhat more).
     /// Memory in Redis is roughly this times an event's size plus about
-    /// 100 bytes. Values are raised to 1.
+    /// 100 bytes. Values are kept between 1 and `i64::MAX`, the largest
+    /// Redis takes: `usize::MAX` keeps every event, as far as memory goes.
     ///
     /// Defaults to 10,000.
     #[cfg(feature = "redis")]
     pub fn redis_max_len(mut self, len: usize) -> Self {
-        self.redis.max_len = len.max(1);
+        self.redis.max_len = len.clamp(1, crate::redis_link::LARGEST_COUNT);
         self
     }
 

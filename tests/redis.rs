@@ -1326,3 +1326,27 @@ fn without_a_history_a_client_behind_gets_the_gap_event_while_redis_is_down() {
         "a client that missed nothing gets no gap event"
     );
 }
+
+// ---------------------------------------------------------------------------
+// i. Settings at the ends of their range.
+
+/// `redis_max_len(usize::MAX)` asks for no trimming to speak of; Redis
+/// takes at most `i64::MAX` for `MAXLEN`. Found at 4eb5164: every publish
+/// failed with `RedisUnavailable("Redis refused the event: ... value is not
+/// an integer or out of range")`.
+#[test]
+fn the_largest_redis_max_len_publishes() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "max-len-max";
+    let hub = redis_builder(&redis, key)
+        .redis_max_len(usize::MAX)
+        .build()
+        .expect("build a hub on Redis");
+    let sub = hub.subscribe().expect("subscribe");
+    hub.notify("kept").expect("publish");
+    assert_eq!(sub_events(&sub, &mut EventParser::new(), 1)[0].data, "kept");
+    assert_eq!(redis.xlen(key), 1);
+}

@@ -21,3 +21,12 @@ pub(crate) mod entry;
 pub(crate) mod link;
 pub(crate) mod read;
 pub(crate) mod replay;
+
+/// The largest count Redis takes (`MAXLEN`, `COUNT`): it reads them as
+/// signed 64-bit integers, and refuses a larger one with "value is not an
+/// integer or out of range".
+pub(crate) const LARGEST_COUNT: usize = if usize::BITS < 64 {
+    usize::MAX
+} else {
+    i64::MAX as usize
+};
