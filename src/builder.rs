@@ -543,13 +543,17 @@ impl HubBuilder {
     }
 
     /// At most this many events are replayed from Redis to a client that
-    /// reconnects; one further behind gets the gap event. Values are
-    /// raised to 1.
+    /// reconnects; one further behind gets the gap event. A replay holds
+    /// the events it fetches in memory, so this bounds a replay's memory
+    /// as [`redis_max_len`](HubBuilder::redis_max_len) bounds the stream's.
+    /// Values are kept between 1 and `i64::MAX - 2` (a replay asks Redis
+    /// for two entries more than this, and Redis takes at most
+    /// `i64::MAX`): `usize::MAX` replays whatever the stream still holds.
     ///
     /// Defaults to 1,000.
     #[cfg(feature = "redis")]
     pub fn redis_replay_max(mut self, events: usize) -> Self {
-        self.redis.replay_max = events.max(1);
+        self.redis.replay_max = events.clamp(1, crate::redis_link::LARGEST_COUNT - 2);
         self
     }
 

@@ -1350,3 +1350,45 @@ fn the_largest_redis_max_len_publishes() {
     assert_eq!(sub_events(&sub, &mut EventParser::new(), 1)[0].data, "kept");
     assert_eq!(redis.xlen(key), 1);
 }
+
+/// `redis_replay_max(usize::MAX)` asks for every event the stream holds;
+/// Redis takes at most `i64::MAX` for `COUNT`. The hub has no history, so
+/// the events can only come from Redis. Found at 4eb5164: every replay
+/// from Redis failed (`value is not an integer or out of range`), and the
+/// client got nothing, with no gap event.
+#[test]
+fn the_largest_redis_replay_max_replays_from_redis() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "replay-max-max";
+    let publisher = redis_hub(&redis, key);
+    let watcher = publisher.subscribe().expect("subscribe");
+    for n in 0..5 {
+        publisher.notify(format!("e{n}")).expect("publish");
+    }
+    let all = sub_events(&watcher, &mut EventParser::new(), 5);
+    let from = all[0].last_event_id.clone();
+
+    let hub = redis_builder(&redis, key)
+        .redis_replay_max(usize::MAX)
+        .history_events(0)
+        .build()
+        .expect("build a hub on Redis");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let mut client = open_stream(server.local_addr(), "/events", &[("Last-Event-ID", &from)]);
+    let first = client.expect_event(WAIT, "the first event replayed");
+    assert_eq!(ids_and_data(&[first]), ids_and_data(&all[1..2]));
+    assert_eq!(
+        ids_and_data(&read_events(&mut client, 3, WAIT)),
+        ids_and_data(&all[2..])
+    );
+    let sub = hub
+        .subscribe_with(SubscribeOptions::new().last_event_id(&from))
+        .expect("subscribe");
+    assert_eq!(
+        ids_and_data(&sub_events(&sub, &mut EventParser::new(), 4)),
+        ids_and_data(&all[1..])
+    );
+}

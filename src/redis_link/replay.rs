@@ -42,6 +42,8 @@ pub(crate) struct Replayer {
     client: redis::Client,
     key: String,
     timeout: Duration,
+    /// At most `LARGEST_COUNT - 2` (`HubBuilder::redis_replay_max` sees to
+    /// it), so that the `COUNT` of `query` is one Redis takes.
     replay_max: usize,
     idle: Mutex<Vec<redis::Connection>>,
 }
