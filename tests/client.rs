@@ -210,26 +210,23 @@ fn read_head(stream: &TcpStream) -> String {
     }
 }
 
-/// A server that answers the n-th request with a stream holding
-/// `bodies[n]`, then closes it; a request past the last body gets a stream
-/// that stays open with nothing in it. It sends the request heads it got on
-/// the receiver.
-fn scripted_server(bodies: &[&'static str]) -> (String, mpsc::Receiver<String>) {
+/// A server on 127.0.0.1 that gives the n-th request `answer(n)`: the
+/// response's bytes, and whether to keep the connection open afterwards
+/// (else it is closed). It sends the request heads it got on the receiver.
+fn fake_server(
+    answer: impl Fn(usize) -> (String, bool) + Send + 'static,
+) -> (String, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("an address");
-    let bodies = bodies.to_vec();
     let (heads_tx, heads_rx) = mpsc::channel();
     thread::spawn(move || {
         let mut held: Vec<TcpStream> = Vec::new();
         for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { return };
             let head = read_head(&stream);
-            let body = bodies.get(n).copied().unwrap_or("");
-            // No length: the body ends when the connection closes.
-            let answer =
-                format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
-            let _ = stream.write_all(answer.as_bytes());
-            if n >= bodies.len() {
+            let (bytes, keep_open) = answer(n);
+            let _ = stream.write_all(bytes.as_bytes());
+            if keep_open {
                 held.push(stream);
             }
             if heads_tx.send(head).is_err() {
@@ -238,6 +235,20 @@ fn scripted_server(bodies: &[&'static str]) -> (String, mpsc::Receiver<String>) 
         }
     });
     (format!("http://{addr}/events"), heads_rx)
+}
+
+/// A server that answers the n-th request with a stream holding
+/// `bodies[n]`, then closes it; a request past the last body gets a stream
+/// that stays open with nothing in it. It sends the request heads it got on
+/// the receiver.
+fn scripted_server(bodies: &[&'static str]) -> (String, mpsc::Receiver<String>) {
+    let bodies = bodies.to_vec();
+    fake_server(move |n| {
+        let body = bodies.get(n).copied().unwrap_or("");
+        // No length: the body ends when the connection closes.
+        let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
+        (answer, n >= bodies.len())
+    })
 }
 
 /// A port on 127.0.0.1 with nothing listening on it.
@@ -253,29 +264,16 @@ fn closed_port() -> u16 {
 /// (with an id), then says nothing more and keeps the connection open; it
 /// sends the request heads it got on `heads`.
 fn silent_server() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("an address");
-    let (heads_tx, heads_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut held: Vec<TcpStream> = Vec::new();
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            let head = read_head(&stream);
-            // An event, then a block with only an id: it sets the last
-            // event id too.
-            let body = format!("id: {n}\ndata: hello {n}\n\nid: {n}-after\n\n");
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                 Content-Length: 1000000\r\n\r\n{body}"
-            );
-            let _ = stream.write_all(answer.as_bytes());
-            held.push(stream);
-            if heads_tx.send(head).is_err() {
-                return;
-            }
-        }
-    });
-    (format!("http://{addr}/events"), heads_rx)
+    fake_server(|n| {
+        // An event, then a block with only an id: it sets the last event id
+        // too.
+        let body = format!("id: {n}\ndata: hello {n}\n\nid: {n}-after\n\n");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+             Content-Length: 1000000\r\n\r\n{body}"
+        );
+        (answer, true)
+    })
 }
 
 #[test]
