@@ -423,6 +423,7 @@ impl EventSource {
     pub fn close(&mut self) {
         self.state = State::Closed;
         self.queued.clear();
+        self.deferred = None;
     }
 
     /// One connection attempt: a stream, or the error to yield.

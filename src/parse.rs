@@ -118,6 +118,9 @@ pub struct EventParser {
     /// (Not the same as a non-empty buffer: `event:` and `id:` may be empty,
     /// and an empty `id:` still resets the last event id at dispatch.)
     block_pending: bool,
+    /// The block being read has set the last event id buffer (which keeps
+    /// its value from block to block).
+    id_in_block: bool,
     data: String,
     event_type: String,
     last_event_id_buffer: String,
@@ -213,13 +216,22 @@ impl EventParser {
     /// use sse_server::parse::EventParser;
     ///
     /// let mut parser = EventParser::new();
-    /// parser.feed(b"data: 12345\ndata: 6");
-    /// assert_eq!(parser.pending_bytes(), "12345\n".len() + "data: 6".len());
+    /// parser.feed(b"id: 7\ndata: 12345\ndata: 6");
+    /// assert_eq!(parser.pending_bytes(), "7".len() + "12345\n".len() + "data: 6".len());
     /// parser.feed(b"\n\n");
+    /// // The id stays the last event id, but nothing is pending.
     /// assert_eq!(parser.pending_bytes(), 0);
+    /// assert_eq!(parser.last_event_id(), "7");
     /// ```
     pub fn pending_bytes(&self) -> usize {
-        self.line.len() + self.data.len() + self.event_type.len() + self.last_event_id_buffer.len()
+        // The id of an event already dispatched stays in its buffer (it is
+        // the last event id), but belongs to no pending block.
+        let id = if self.id_in_block {
+            self.last_event_id_buffer.len()
+        } else {
+            0
+        };
+        self.line.len() + self.data.len() + self.event_type.len() + id
     }
 
     /// True when a partial line, or a `data`, `event` or `id` field not yet
@@ -275,6 +287,7 @@ impl EventParser {
             // An id containing NUL is ignored (and one `keep_id` refuses).
             "id" if !value.contains('\0') && self.keep_id.is_none_or(|keep| keep(value)) => {
                 self.block_pending = true;
+                self.id_in_block = true;
                 self.last_event_id_buffer.clear();
                 self.last_event_id_buffer.push_str(value);
             }
@@ -308,6 +321,7 @@ impl EventParser {
         self.data.clear();
         self.event_type.clear();
         self.block_pending = false;
+        self.id_in_block = false;
     }
 }
 

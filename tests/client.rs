@@ -615,3 +615,54 @@ fn an_event_past_max_event_bytes_drops_the_stream_and_resumes() {
         "{second:?}"
     );
 }
+
+#[test]
+fn max_event_bytes_counts_the_event_being_read_not_the_last_id() {
+    // The first event's id (40 bytes) stays the last event id, but is not
+    // part of the second event, of which a 36-byte line has come: 76 bytes
+    // in all, 36 of them the second event's, against a limit of 64.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/events",
+        listener.local_addr().expect("an address")
+    );
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        read_head(&stream);
+        let id = "i".repeat(40);
+        let first = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n\
+             id: {id}\ndata: 0\n\ndata: {}",
+            "x".repeat(30)
+        );
+        stream.write_all(first.as_bytes()).expect("write");
+        // The rest of the second event once the first has been taken.
+        if go_rx.recv_timeout(WAIT).is_ok() {
+            let _ = stream.write_all(b"\n\n");
+        }
+        stream
+    });
+    let mut source = quick(&url).max_event_bytes(64).build().expect("a source");
+    let first = source.next().expect("an item").expect("the first event");
+    assert_eq!(first.data, "0");
+    go_tx.send(()).expect("the server waits");
+    let second = source.next().expect("an item").expect("the second event");
+    assert_eq!(second.data, "x".repeat(30));
+    assert_eq!(second.last_event_id, "i".repeat(40));
+    drop(server.join().expect("the server"));
+}
+
+#[test]
+fn close_drops_an_event_too_large_not_yet_yielded() {
+    // One read completes an event and overflows the next: close() after
+    // the first leaves nothing to yield.
+    let body: &'static str =
+        Box::leak(format!("data: whole\n\ndata: {}", "a".repeat(4096)).into_boxed_str());
+    let (url, _heads) = scripted_server(&[body]);
+    let mut source = quick(&url).max_event_bytes(1024).build().expect("a source");
+    let whole = source.next().expect("an item").expect("the whole event");
+    assert_eq!(whole.data, "whole");
+    source.close();
+    assert!(source.next().is_none(), "closed");
+}
