@@ -18,11 +18,16 @@ pub enum Error {
     /// An event field holds a character that would change the meaning of the
     /// stream (a line break in an event name or id, a NUL in an id). The event
     /// is refused rather than sent, which is what stops event injection
-    /// (CWE-93) through user-controlled names and ids.
+    /// (CWE-93) through user-controlled names and ids. Also an id a client
+    /// could not send back unchanged in `Last-Event-ID` (see
+    /// [`Event::with_id`](crate::Event::with_id)), and a gap event name
+    /// that is empty or `message` (see
+    /// [`HubBuilder::gap_event`](crate::HubBuilder::gap_event)).
     InvalidField {
         /// The field that was refused: `"event"` or `"id"`.
         field: &'static str,
-        /// The character class that made it invalid.
+        /// Why, in words: the kind of character that made it invalid, or
+        /// what the name would mean to a client.
         reason: &'static str,
     },
     /// An event name or id was set on a comment ([`Event::comment`]). A

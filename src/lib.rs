@@ -35,7 +35,9 @@
 //!    slows the hub or the other clients.
 //! 3. Each connection's writer thread takes everything queued for its client
 //!    and sends it with one write, so a client that fell behind catches up in
-//!    few system calls, and a lone event leaves at once.
+//!    few system calls, and a lone event leaves at once. (An event of 256 KiB
+//!    or more goes in writes of its own, from the one copy every client
+//!    shares.)
 //!
 //! # Beyond broadcast
 //!
