@@ -491,7 +491,9 @@ impl HubBuilder {
     ///   processes: each process takes a node number from the counter
     ///   `<key>:nodes` in Redis when it starts, and numbers its clients
     ///   from `node << 40`. (If Redis cannot be reached at that moment it
-    ///   draws a node number, and says so in the log.)
+    ///   draws a node number, and says so in the log. Node numbers repeat
+    ///   after 2^23 starts on one key: a process could then share ids
+    ///   with one started that many starts before, if it still runs.)
     ///
     /// `build` waits for both connections, so that a hub built while Redis
     /// is up can publish at once: up to about twice
