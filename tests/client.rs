@@ -58,6 +58,23 @@ fn data_of(rx: &mpsc::Receiver<Result<ParsedEvent, Error>>, n: usize) -> (Vec<St
     (data, errors)
 }
 
+/// The next item, which must be an event: its data and last event id.
+fn next_event(source: &mut EventSource, what: &str) -> (String, String) {
+    let event = source
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no item"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    (event.data, event.last_event_id)
+}
+
+/// Asserts that the request head `head` carries `Last-Event-ID: id` (the
+/// header's name in any case: HTTP's are case-insensitive).
+fn assert_sends_last_event_id(head: &str, id: &str) {
+    let head = head.to_ascii_lowercase();
+    let line = format!("\r\nlast-event-id: {}\r\n", id.to_ascii_lowercase());
+    assert!(head.contains(&line), "{head:?}");
+}
+
 fn numbers(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|n| n.to_string()).collect()
 }
@@ -301,11 +318,7 @@ fn a_silent_server_is_noticed_within_the_read_timeout() {
     assert!(!first_head.contains("last-event-id"), "{first_head:?}");
     assert!(first_head.contains("\r\naccept: text/event-stream\r\n"));
     let second_head = heads.recv_timeout(WAIT).expect("the second request");
-    let second_head = second_head.to_ascii_lowercase();
-    assert!(
-        second_head.contains("\r\nlast-event-id: 0-after\r\n"),
-        "{second_head:?}"
-    );
+    assert_sends_last_event_id(&second_head, "0-after");
     assert_eq!(again.last_event_id, "1");
     assert_eq!(source.last_event_id(), "1-after");
 }
@@ -504,30 +517,17 @@ fn an_id_that_cannot_go_back_as_a_header_is_ignored() {
         "id: 6\ndata: two\n\n",
     ]);
     let mut source = quick(&url).build().expect("a source");
-    let zero = source.next().expect("an item").expect("an event");
-    assert_eq!(
-        (zero.data.as_str(), zero.last_event_id.as_str()),
-        ("zero", "5")
-    );
-    let one = source.next().expect("an item").expect("an event");
-    assert_eq!(
-        (one.data.as_str(), one.last_event_id.as_str()),
-        ("one", "5")
-    );
+    assert_eq!(next_event(&mut source, "zero"), ("zero".into(), "5".into()));
+    assert_eq!(next_event(&mut source, "one"), ("one".into(), "5".into()));
     // The stream ends; the reconnect sends the id it can.
-    let two = source
-        .next()
-        .expect("an item")
-        .expect("the reconnect's event");
     assert_eq!(
-        (two.data.as_str(), two.last_event_id.as_str()),
-        ("two", "6")
+        next_event(&mut source, "the reconnect's event"),
+        ("two".into(), "6".into())
     );
     assert_eq!(source.last_event_id(), "6");
     heads.recv_timeout(WAIT).expect("the first request");
     let second = heads.recv_timeout(WAIT).expect("the second request");
-    let second = second.to_ascii_lowercase();
-    assert!(second.contains("\r\nlast-event-id: 5\r\n"), "{second:?}");
+    assert_sends_last_event_id(&second, "5");
 }
 
 #[test]
@@ -589,31 +589,21 @@ fn an_event_past_max_event_bytes_drops_the_stream_and_resumes() {
         Box::leak(format!("id: 1\ndata: whole\n\ndata: {}", "a".repeat(4096)).into_boxed_str());
     let (url, heads) = scripted_server(&[endless, "id: 2\ndata: after\n\n"]);
     let mut source = quick(&url).max_event_bytes(1024).build().expect("a source");
-    let whole = source.next().expect("an item").expect("the whole event");
     assert_eq!(
-        (whole.data.as_str(), whole.last_event_id.as_str()),
-        ("whole", "1")
+        next_event(&mut source, "the whole event"),
+        ("whole".into(), "1".into())
     );
     match source.next().expect("an item") {
         Err(Error::EventTooLarge(1024)) => {}
         other => panic!("expected EventTooLarge(1024), got {other:?}"),
     }
-    let after = source
-        .next()
-        .expect("an item")
-        .expect("the reconnect's event");
     assert_eq!(
-        (after.data.as_str(), after.last_event_id.as_str()),
-        ("after", "2")
+        next_event(&mut source, "the reconnect's event"),
+        ("after".into(), "2".into())
     );
     heads.recv_timeout(WAIT).expect("the first request");
     let second = heads.recv_timeout(WAIT).expect("the second request");
-    assert!(
-        second
-            .to_ascii_lowercase()
-            .contains("\r\nlast-event-id: 1\r\n"),
-        "{second:?}"
-    );
+    assert_sends_last_event_id(&second, "1");
 }
 
 #[test]
