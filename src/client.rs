@@ -27,7 +27,11 @@
 //! * Network errors are yielded (and the source reconnects, as a browser
 //!   does); a browser only fires `error`.
 //! * After a failed reconnect it backs off exponentially, with jitter, up to
-//!   [`Builder::max_backoff`]; a browser keeps waiting its `retry` time.
+//!   [`Builder::max_backoff`]; a browser keeps waiting its `retry` time. A
+//!   stream that ends before it gives an event (a server that answers and
+//!   hangs up, or whose next event is past [`Builder::max_event_bytes`])
+//!   counts as a failed attempt, unless it lasted `max_backoff`; one that
+//!   gives an event starts the count again.
 //! * The server's `retry:` is clamped between [`Builder::min_retry`] and
 //!   [`Builder::max_retry`]: `retry: 0` cannot make it hammer a server.
 //! * A read timeout ([`Builder::read_timeout`]) turns a silent, half-open
@@ -239,8 +243,11 @@ impl Builder {
 
     /// After a failed connection attempt the next waits twice as long as
     /// the one before (starting from the reconnection time), with jitter, up
-    /// to this (or up to the reconnection time, if that is longer). Values
-    /// above a day are lowered to a day. Defaults to 30 seconds.
+    /// to this (or up to the reconnection time, if that is longer). A
+    /// stream that ends before it gives an event counts as a failed attempt
+    /// unless it lasted this long; a stream that gives one ends the run of
+    /// failures. Values above a day are lowered to a day. Defaults to 30
+    /// seconds.
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max.min(MAX_WAIT);
         self
@@ -330,6 +337,8 @@ impl Builder {
             retry,
             failures: 0,
             connected: false,
+            opened: Instant::now(),
+            gave_events: false,
             deferred: None,
             buffer: vec![0; READ_SIZE],
             settings: self,
@@ -351,10 +360,15 @@ pub struct EventSource {
     earlier_id: String,
     /// The reconnection time, clamped.
     retry: Duration,
-    /// Connection attempts that failed in a row.
+    /// Connection attempts that failed in a row, counting a stream that
+    /// ended before it gave an event (see `stream_ended`).
     failures: u32,
     /// Whether any connection got a stream going.
     connected: bool,
+    /// When the current stream's response came.
+    opened: Instant,
+    /// Whether the current stream has given an event.
+    gave_events: bool,
     /// An error to yield once the events before it have been.
     deferred: Option<Error>,
     buffer: Vec<u8>,
@@ -511,12 +525,26 @@ impl EventSource {
         half + Duration::from_millis(jitter)
     }
 
-    /// The stream ended or broke after it had started: reconnect after the
-    /// reconnection time, with a parser for the new stream.
-    fn stream_ended(&mut self) {
+    /// The stream ended or broke (`why`) after it had started: reconnect
+    /// with a parser for the new stream. A stream that gave an event, or
+    /// lasted `max_backoff`, was a working one: the next attempt comes after
+    /// the reconnection time. One that did neither (a server that answers
+    /// and hangs up, or sends nothing but an event too large) counts as a
+    /// failed attempt and backs off, so that it is not asked again and
+    /// again at the reconnection time.
+    fn stream_ended(&mut self, why: &dyn fmt::Display) {
         self.earlier_id = self.last_event_id().to_owned();
         self.parser = stream_parser();
-        self.wait(self.retry);
+        let worked = self.gave_events || self.opened.elapsed() >= self.settings.max_backoff;
+        let wait = if worked {
+            self.failures = 0;
+            self.retry
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.backoff()
+        };
+        log::debug!("{why}; reconnecting in {wait:?}");
+        self.wait(wait);
     }
 
     /// The next attempt comes after `wait`.
@@ -530,23 +558,23 @@ impl EventSource {
     fn read(&mut self, mut body: Box<dyn Read + Send>) -> Option<Error> {
         match body.read(&mut self.buffer) {
             Ok(0) => {
-                log::debug!("the event stream ended; reconnecting in {:?}", self.retry);
-                self.stream_ended();
+                self.stream_ended(&"the event stream ended");
                 None
             }
             Ok(n) => {
                 let queued = &mut self.queued;
+                let before = queued.len();
                 self.parser.feed_with(&self.buffer[..n], |event| {
                     queued.push_back(event.to_parsed())
                 });
+                self.gave_events |= queued.len() > before;
                 if let Some(retry) = self.parser.retry() {
                     let server = Duration::from_millis(retry);
                     self.retry = clamp(server, self.settings.min_retry, self.settings.max_retry);
                 }
                 if self.parser.pending_bytes() > self.settings.max_event_bytes {
                     let error = Error::EventTooLarge(self.settings.max_event_bytes);
-                    log::debug!("{error}; reconnecting in {:?}", self.retry);
-                    self.stream_ended();
+                    self.stream_ended(&error);
                     // After the events this read completed.
                     self.deferred = Some(error);
                     return None;
@@ -564,8 +592,7 @@ impl EventSource {
                 } else {
                     Error::Network(Box::new(e))
                 };
-                log::debug!("{error}; reconnecting in {:?}", self.retry);
-                self.stream_ended();
+                self.stream_ended(&error);
                 Some(error)
             }
         }
@@ -595,7 +622,8 @@ impl Iterator for EventSource {
                     Ok(body) => {
                         log::debug!("connected to {}", self.settings.url);
                         self.connected = true;
-                        self.failures = 0;
+                        self.opened = Instant::now();
+                        self.gave_events = false;
                         self.state = State::Reading(body);
                     }
                     Err(error) => return Some(Err(self.failed(error))),
@@ -696,6 +724,47 @@ mod tests {
                 assert!(wait >= base / 2 && wait <= base, "{failures}: {wait:?}");
             }
         }
+    }
+
+    /// The wait `source` is in, after a stream ended.
+    fn waiting(source: &EventSource) -> Duration {
+        match source.state {
+            State::Waiting { wait, .. } => wait,
+            _ => panic!("not waiting"),
+        }
+    }
+
+    #[test]
+    fn a_stream_that_gave_nothing_backs_off_one_that_worked_does_not() {
+        let mut source = EventSource::builder("http://127.0.0.1:1/")
+            .retry(Duration::from_secs(1))
+            .max_backoff(Duration::from_secs(60))
+            .build()
+            .expect("a valid URL");
+        // Streams that end at once with no event: each waits twice as long.
+        for (failures, base) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
+            source.opened = Instant::now();
+            source.gave_events = false;
+            source.stream_ended(&"ended");
+            assert_eq!(source.failures, failures);
+            let (wait, base) = (waiting(&source), Duration::from_secs(base));
+            assert!(wait >= base / 2 && wait <= base, "{failures}: {wait:?}");
+        }
+        // A stream that gave an event: the reconnection time, and the
+        // count starts again.
+        source.gave_events = true;
+        source.stream_ended(&"ended");
+        assert_eq!((source.failures, waiting(&source)), (0, source.retry));
+        // One that gave none but lasted `max_backoff` (a quiet stream a
+        // proxy cut): the same.
+        source.failures = 4;
+        source.gave_events = false;
+        source.settings.max_backoff = Duration::from_millis(10);
+        source.opened = Instant::now()
+            .checked_sub(Duration::from_millis(10))
+            .expect("a clock that started 10 ms ago");
+        source.stream_ended(&"ended");
+        assert_eq!((source.failures, waiting(&source)), (0, source.retry));
     }
 
     #[test]

@@ -656,3 +656,53 @@ fn close_drops_an_event_too_large_not_yet_yielded() {
     source.close();
     assert!(source.next().is_none(), "closed");
 }
+
+#[test]
+fn a_server_that_hangs_up_at_once_is_backed_off_from() {
+    support::init_logging();
+    // Every request gets a stream head, then the connection closes: no
+    // event. The server notes when it accepted each request, before it
+    // answers; a reconnect comes only after the answer has ended the
+    // stream and the wait has passed, so the gaps between those notes
+    // are at least the waits.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/events",
+        listener.local_addr().expect("an address")
+    );
+    let (accepted_tx, accepted) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            if accepted_tx.send(Instant::now()).is_err() {
+                return;
+            }
+            read_head(&stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+        }
+    });
+    let source = quick(&url)
+        .max_backoff(Duration::from_secs(2))
+        .build()
+        .expect("a source");
+    let _items = follow(source);
+    let times: Vec<Instant> = (0..6)
+        .map(|n| {
+            accepted
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("request {n}"))
+        })
+        .collect();
+    // The n-th stream that gave nothing waits at least half of 50 ms
+    // doubled n - 1 times (the backoff's jitter is at most half of it);
+    // at the reconnection time alone each would wait 50 ms.
+    for (n, pair) in times.windows(2).enumerate() {
+        let least = ms(25) * (1 << n);
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= least,
+            "wait {}: {gap:?}, expected at least {least:?}",
+            n + 1
+        );
+    }
+}
