@@ -25,7 +25,9 @@
 //!
 //! * It is an iterator that blocks, not callbacks: `for event in source`.
 //! * Network errors are yielded (and the source reconnects, as a browser
-//!   does); a browser only fires `error`.
+//!   does); a browser only fires `error`. A stream the server ends
+//!   cleanly is reconnected without an error to yield (a browser fires
+//!   `error` then too); `log` says so at debug level.
 //! * After a failed reconnect it backs off exponentially, with jitter, up to
 //!   [`Builder::max_backoff`]; a browser keeps waiting its `retry` time. A
 //!   stream that ends before it gives an event (a server that answers and
@@ -35,20 +37,25 @@
 //! * The server's `retry:` is clamped between [`Builder::min_retry`] and
 //!   [`Builder::max_retry`]: `retry: 0` cannot make it hammer a server.
 //! * A read timeout ([`Builder::read_timeout`]) turns a silent, half-open
-//!   connection into a reconnect; a browser may wait for the operating
-//!   system.
+//!   connection, or a response head that trickles in, into a reconnect; a
+//!   browser may wait for the operating system.
 //! * Custom headers (say, `Authorization`) can be sent.
 //! * Like a browser it sends `Last-Event-ID` when it reconnects, stops on
 //!   `204 No Content`, on any other status but `200`–`299`, and on a content
 //!   type other than `text/event-stream`, and follows redirects.
 //! * An `id:` that cannot be sent back in that header (one holding a
-//!   control character other than tab: U+0001 to U+001F, or U+007F) is
-//!   ignored, as the format ignores one holding NUL: the last event id
-//!   stays the one before, in the events and in
+//!   control character other than tab: U+0001 to U+001F, or U+007F; or
+//!   one longer than 8 KiB, 8,192 bytes, which a request's head or a proxy
+//!   in between may not carry) is ignored, as the format ignores one
+//!   holding NUL: the last event id stays the one before, in the events and in
 //!   [`EventSource::last_event_id`]. A reconnect then resumes from that
 //!   earlier id, so the events since may come twice but none is lost. A
 //!   browser sends such an id as it is; the HTTP stack under this client
 //!   cannot.
+//! * The last event id carries over a reconnect, as in Chromium: an event
+//!   without an `id:` at the start of the new stream carries the one
+//!   before. (The format's text starts each stream's id buffer empty, so
+//!   such an event would make the next reconnect send no id at all.)
 //!
 //! # Limits
 //!
@@ -60,6 +67,8 @@
 //!   [`Builder::max_backoff`], [`Builder::read_timeout`] or
 //!   [`Builder::connect_timeout`] above a day (`Duration::MAX` included)
 //!   is taken as a day.
+//! * An id of more than 8 KiB is ignored (above); the URL and the custom
+//!   headers may hold 64 KiB together, which [`Builder::build`] checks.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -84,6 +93,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 /// The size of one read from the stream.
 const READ_SIZE: usize = 16 * 1024;
+/// The longest id sent back as `Last-Event-ID`: longer ones are ignored.
+const MAX_ID_BYTES: usize = 8 * 1024;
+/// The most the URL and custom headers may hold together: the request's
+/// head must fit ureq's output buffer (128 KiB) with the id and the
+/// headers ureq adds.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Why the source yielded an error. Errors for which
 /// [`is_fatal`](Error::is_fatal) is false are followed by a reconnect;
@@ -94,8 +109,9 @@ pub enum Error {
     /// Connecting, or reading the stream, failed (refused, reset, DNS, TLS,
     /// the stream cut short). The source reconnects.
     Network(Box<dyn StdError + Send + Sync>),
-    /// Nothing came for the read timeout; the connection was dropped and the
-    /// source reconnects.
+    /// Nothing came for the read timeout, or the response's head did not
+    /// come whole within it; the connection was dropped and the source
+    /// reconnects.
     ReadTimeout(Duration),
     /// The event being read held more than [`Builder::max_event_bytes`]
     /// (this many) before its end came; the connection was dropped and the
@@ -116,8 +132,10 @@ pub enum Error {
     Url(String),
     /// A header set with [`Builder::header`], or the id set with
     /// [`Builder::last_event_id`], cannot be sent: a name that is not an
-    /// HTTP token, or a value holding a control character other than tab
-    /// (CR, LF and NUL included). Fatal; [`Builder::build`] returns it.
+    /// HTTP token, a value holding a control character other than tab
+    /// (CR, LF and NUL included), an id of more than 8 KiB, or a URL and
+    /// headers of more than 64 KiB together. Fatal; [`Builder::build`]
+    /// returns it.
     Header(String),
     /// The first connection failed and [`Builder::retry_first_connect`] is
     /// off. Fatal.
@@ -200,8 +218,9 @@ pub struct Builder {
 impl Builder {
     /// Sends this header with every request (a second call with the same
     /// name adds another). [`build`](Builder::build) refuses a name that
-    /// is not an HTTP token and a value holding a control character other
-    /// than tab.
+    /// is not an HTTP token, a value holding a control character other
+    /// than tab, and headers that hold more than 64 KiB with the URL
+    /// (counting each header's name and value, and 4 bytes for each).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -210,8 +229,8 @@ impl Builder {
     /// The `Last-Event-ID` to send on the first request, to resume where an
     /// earlier run stopped (a [`ParsedEvent::last_event_id`] this source
     /// yielded is always one it can send). [`build`](Builder::build)
-    /// refuses an id holding a control character other than tab. Defaults
-    /// to none.
+    /// refuses an id holding a control character other than tab, or more
+    /// than 8 KiB (8,192 bytes). Defaults to none.
     pub fn last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = id.into();
         self
@@ -254,7 +273,8 @@ impl Builder {
     }
 
     /// A stream that sends nothing (not even a keep-alive comment) for this
-    /// long is dropped and reconnected. Keep it longer than the server's
+    /// long, or whose response head does not come whole within it, is
+    /// dropped and reconnected. Keep it longer than the server's
     /// keep-alive interval (this crate's servers send one every 15 s by
     /// default). Values below 1 ms are raised to 1 ms, values above a day
     /// lowered to a day. Defaults to 45 seconds.
@@ -312,11 +332,30 @@ impl Builder {
                 )));
             }
         }
+        if self.last_event_id.len() > MAX_ID_BYTES {
+            return Err(Error::Header(format!(
+                "the last event id holds {} bytes: more than {MAX_ID_BYTES} cannot be sent \
+                 as Last-Event-ID",
+                self.last_event_id.len()
+            )));
+        }
         if !can_be_a_header(&self.last_event_id) {
             return Err(Error::Header(format!(
                 "the last event id {:?} holds a control character: it cannot be \
                  sent as Last-Event-ID",
                 self.last_event_id
+            )));
+        }
+        let head: usize = self.url.len()
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 4)
+                .sum::<usize>();
+        if head > MAX_HEAD_BYTES {
+            return Err(Error::Header(format!(
+                "the URL and headers hold {head} bytes: a request's head can hold at most \
+                 {MAX_HEAD_BYTES} of them"
             )));
         }
         // Both timeouts are at most a day (see their setters): ureq adds
@@ -325,13 +364,14 @@ impl Builder {
             .http_status_as_error(false)
             .timeout_connect(Some(self.connect_timeout))
             .timeout_per_read(Some(self.read_timeout))
+            .timeout_recv_response(Some(self.read_timeout))
             .build()
             .into();
         let retry = clamp(self.retry, self.min_retry, self.max_retry);
         Ok(EventSource {
             agent,
             state: State::Connect,
-            parser: stream_parser(),
+            parser: stream_parser(&self.last_event_id),
             queued: std::collections::VecDeque::new(),
             earlier_id: self.last_event_id.clone(),
             retry,
@@ -461,7 +501,7 @@ impl EventSource {
             // not one to try again.
             ureq::Error::Http(e) if is_about_the_url(&e) => Error::Url(e.to_string()),
             ureq::Error::Http(e) => Error::Header(e.to_string()),
-            ureq::Error::Timeout(ureq::Timeout::PerRead) => {
+            ureq::Error::Timeout(ureq::Timeout::PerRead | ureq::Timeout::RecvResponse) => {
                 Error::ReadTimeout(self.settings.read_timeout)
             }
             e => Error::Network(Box::new(e)),
@@ -534,7 +574,7 @@ impl EventSource {
     /// again at the reconnection time.
     fn stream_ended(&mut self, why: &dyn fmt::Display) {
         self.earlier_id = self.last_event_id().to_owned();
-        self.parser = stream_parser();
+        self.parser = stream_parser(&self.earlier_id);
         let worked = self.gave_events || self.opened.elapsed() >= self.settings.max_backoff;
         let wait = if worked {
             self.failures = 0;
@@ -678,11 +718,20 @@ fn is_about_the_url(e: &ureq::http::Error) -> bool {
 }
 
 /// A parser for one stream, which ignores an id that could not be sent
-/// back (a NUL is not the only control character a header cannot hold):
-/// sending none instead would lose every event since the last one a
-/// reconnect could resume from.
-fn stream_parser() -> EventParser {
-    EventParser::keeping_ids(can_be_a_header)
+/// back (a NUL is not the only control character a header cannot hold, and
+/// a request's head has a size limit): sending none instead would lose
+/// every event since the last one a reconnect could resume from. Its last
+/// event id starts as `last_event_id`, the one the streams before set (as
+/// Chromium's does; the format's per-stream buffer would start empty, so
+/// that an event without an id, or one whose id is ignored, at the start
+/// of a stream would make the next reconnect send none).
+fn stream_parser(last_event_id: &str) -> EventParser {
+    EventParser::keeping_ids(can_be_sent_as_id, last_event_id)
+}
+
+/// Whether `id` can go out as `Last-Event-ID`.
+fn can_be_sent_as_id(id: &str) -> bool {
+    id.len() <= MAX_ID_BYTES && can_be_a_header(id)
 }
 
 /// Whether `value` can go out as a header value.

@@ -140,11 +140,14 @@ impl EventParser {
     }
 
     /// A parser that also ignores an `id` that `keep` refuses, the way it
-    /// ignores one holding NUL: the last event id stays what it was.
+    /// ignores one holding NUL: the last event id stays what it was,
+    /// starting from `last_event_id` (the one an earlier stream set).
     #[cfg(feature = "client")]
-    pub(crate) fn keeping_ids(keep: fn(&str) -> bool) -> EventParser {
+    pub(crate) fn keeping_ids(keep: fn(&str) -> bool, last_event_id: &str) -> EventParser {
         EventParser {
             keep_id: Some(keep),
+            last_event_id_buffer: last_event_id.to_owned(),
+            last_event_id: last_event_id.to_owned(),
             ..EventParser::default()
         }
     }

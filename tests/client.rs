@@ -706,3 +706,92 @@ fn a_server_that_hangs_up_at_once_is_backed_off_from() {
         );
     }
 }
+
+#[test]
+fn an_id_longer_than_8_kib_is_ignored_and_one_of_8_kib_is_sent() {
+    support::init_logging();
+    let longest: &'static str = "k".repeat(8192).leak();
+    let too_long: &'static str = "t".repeat(8193).leak();
+    let first: &'static str = format!("id: {longest}\ndata: a\n\n").leak();
+    let second: &'static str = format!("id: {too_long}\ndata: b\n\n").leak();
+    let (url, heads) = scripted_server(&[first, second, "data: c\n\n"]);
+    let mut source = quick(&url).build().expect("a source");
+    assert_eq!(next_event(&mut source, "a"), ("a".into(), longest.into()));
+    // The longer id is ignored: the event carries the one before, from
+    // the stream before; so does an event with no id.
+    assert_eq!(next_event(&mut source, "b"), ("b".into(), longest.into()));
+    assert_eq!(next_event(&mut source, "c"), ("c".into(), longest.into()));
+    assert_eq!(source.last_event_id(), longest);
+    heads.recv_timeout(WAIT).expect("the first request");
+    for n in 2..=3 {
+        let head = heads
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("request {n}"));
+        assert_sends_last_event_id(&head, longest);
+    }
+}
+
+#[test]
+fn build_refuses_an_id_or_a_head_too_long_to_send() {
+    let url = "http://127.0.0.1:1/events";
+    let id = EventSource::builder(url)
+        .last_event_id("i".repeat(8193))
+        .build();
+    assert!(matches!(id, Err(Error::Header(_))), "{id:?}");
+    assert!(
+        EventSource::builder(url)
+            .last_event_id("i".repeat(8192))
+            .build()
+            .is_ok()
+    );
+    // The URL and headers together: 64 KiB at most.
+    let head = EventSource::builder(url)
+        .header("X-Big", "v".repeat(64 * 1024))
+        .build();
+    assert!(matches!(head, Err(Error::Header(_))), "{head:?}");
+    assert!(
+        EventSource::builder(url)
+            .header("X-Big", "v".repeat(60 * 1024))
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_response_head_that_trickles_in_is_a_read_timeout() {
+    support::init_logging();
+    // The head comes a byte every 50 ms, for up to 20 s: each read gets
+    // something well within the read timeout, but the head as a whole
+    // does not come within it.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/events",
+        listener.local_addr().expect("an address")
+    );
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        read_head(&stream);
+        let mut write = |bytes: &[u8]| stream.write_all(bytes).is_ok();
+        if !write(b"HTTP/1.1 200 OK\r\nX-Slow: ") {
+            return;
+        }
+        for _ in 0..400 {
+            thread::sleep(ms(50));
+            if !write(b"a") {
+                return;
+            }
+        }
+        write(b"\r\nContent-Type: text/event-stream\r\n\r\ndata: late\n\n");
+    });
+    let timeout = ms(300);
+    let since = Instant::now();
+    let mut source = quick(&url).read_timeout(timeout).build().expect("a source");
+    let first = source.next().expect("an item");
+    assert!(
+        matches!(first, Err(Error::ReadTimeout(t)) if t == timeout),
+        "{first:?}"
+    );
+    assert!(since.elapsed() >= timeout);
+}
