@@ -10,6 +10,12 @@ use crate::client_id::ClientId;
 /// answered `400 Bad Request`.
 pub const MAX_TOPICS: usize = 64;
 
+/// The longest topic name a client may subscribe to, in bytes; a request
+/// with a longer one is answered `400 Bad Request`. (A stream keeps its
+/// topics for as long as it lives: this bounds what a client's query can
+/// make it hold.)
+pub const MAX_TOPIC_BYTES: usize = 1024;
+
 /// What the connect hook sees of a request for an event stream.
 ///
 /// # Examples

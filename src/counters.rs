@@ -24,17 +24,20 @@ pub(crate) enum Rejection {
     IdInUse,
     /// The client asked for more than `MAX_TOPICS` topics.
     TooManyTopics,
+    /// The client asked for a topic longer than `MAX_TOPIC_BYTES`.
+    TopicTooLong,
 }
 
 impl Rejection {
     /// Every reason, in the order of [`Tallies::rejected`].
-    pub(crate) const ALL: [Rejection; 6] = [
+    pub(crate) const ALL: [Rejection; 7] = [
         Rejection::TooManyClients,
         Rejection::ShuttingDown,
         Rejection::NoThread,
         Rejection::Hook,
         Rejection::IdInUse,
         Rejection::TooManyTopics,
+        Rejection::TopicTooLong,
     ];
 
     /// The reason as a metric label value.
@@ -46,6 +49,7 @@ impl Rejection {
             Rejection::Hook => "hook",
             Rejection::IdInUse => "id_in_use",
             Rejection::TooManyTopics => "too_many_topics",
+            Rejection::TopicTooLong => "topic_too_long",
         }
     }
 }
@@ -224,8 +228,8 @@ mod tests {
         counters.disconnected(&DisconnectReason::Shutdown);
         counters.disconnected(&DisconnectReason::Shutdown);
         let tallies = counters.tallies();
-        assert_eq!(tallies.rejected, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(tallies.rejected, [1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(tallies.disconnects, [0, 1, 0, 0, 2]);
-        assert_eq!(counters.snapshot().rejected, 21);
+        assert_eq!(counters.snapshot().rejected, 28);
     }
 }

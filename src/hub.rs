@@ -470,8 +470,8 @@ impl Hub {
     /// shares a stream, `sse_redis_connected` (1 or 0). Counters, since the
     /// hub started: `sse_streams_opened_total`,
     /// `sse_streams_rejected_total{reason}` (`too_many_clients`,
-    /// `shutting_down`, `no_thread`, `hook`, `id_in_use`, `too_many_topics`),
-    /// `sse_disconnects_total{reason}` (`closed`, `write_error`,
+    /// `shutting_down`, `no_thread`, `hook`, `id_in_use`, `too_many_topics`,
+    /// `topic_too_long`), `sse_disconnects_total{reason}` (`closed`, `write_error`,
     /// `timed_out`, `evicted`, `shutdown`), `sse_events_published_total`,
     /// `sse_deliveries_queued_total`, `sse_deliveries_dropped_total`,
     /// `sse_evictions_total` and `sse_written_bytes_total`. They are the

@@ -165,7 +165,9 @@ mod server;
 pub use builder::HubBuilder;
 pub use client_id::ClientId;
 pub use config::SlowClient;
-pub use connect::{ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS};
+pub use connect::{
+    ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPIC_BYTES, MAX_TOPICS,
+};
 pub use cors::Cors;
 pub use error::Error;
 pub use event::Event;

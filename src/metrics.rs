@@ -323,7 +323,7 @@ mod tests {
     fn every_family_has_help_type_and_its_values() {
         let tallies = Tallies {
             streams_opened: 7,
-            rejected: [1, 2, 3, 4, 5, 6],
+            rejected: [1, 2, 3, 4, 5, 6, 7],
             disconnects: [10, 20, 30, 40, 50],
             written_bytes: 1234,
         };
@@ -346,7 +346,8 @@ mod tests {
              sse_streams_rejected_total{reason=\"no_thread\"} 3\n\
              sse_streams_rejected_total{reason=\"hook\"} 4\n\
              sse_streams_rejected_total{reason=\"id_in_use\"} 5\n\
-             sse_streams_rejected_total{reason=\"too_many_topics\"} 6\n",
+             sse_streams_rejected_total{reason=\"too_many_topics\"} 6\n\
+             sse_streams_rejected_total{reason=\"topic_too_long\"} 7\n",
             "sse_disconnects_total{reason=\"closed\"} 10\n\
              sse_disconnects_total{reason=\"write_error\"} 20\n\
              sse_disconnects_total{reason=\"timed_out\"} 30\n\
@@ -364,7 +365,7 @@ mod tests {
             text.lines().filter(|l| l.starts_with("# HELP ")).count(),
             families
         );
-        // One value each, but the six rejection and five disconnect reasons.
-        assert_eq!(lines, families * 3 + 5 + 4);
+        // One value each, but the seven rejection and five disconnect reasons.
+        assert_eq!(lines, families * 3 + 6 + 4);
     }
 }

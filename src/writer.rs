@@ -14,7 +14,8 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use crate::client_id::ClientId;
 use crate::connect::{
-    self, ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPICS, Outcome,
+    self, ConnectRequest, Decision, Disconnect, DisconnectReason, MAX_TOPIC_BYTES, MAX_TOPICS,
+    Outcome,
 };
 use crate::counters::{ClientCounters, Rejection};
 use crate::doorbell::Doorbell;
@@ -231,6 +232,15 @@ fn admit(
         log::debug!("refusing a client from {remote:?}: {} topics", topics.len());
         let body = format!("at most {MAX_TOPICS} topics\n");
         turn_away(shared, *request, Rejection::TooManyTopics, 400, Some(body));
+        return None;
+    }
+    if let Some(long) = topics.iter().find(|topic| topic.len() > MAX_TOPIC_BYTES) {
+        log::debug!(
+            "refusing a client from {remote:?}: a topic of {} bytes",
+            long.len()
+        );
+        let body = format!("topics of at most {MAX_TOPIC_BYTES} bytes\n");
+        turn_away(shared, *request, Rejection::TopicTooLong, 400, Some(body));
         return None;
     }
     let mut options = SubscribeOptions::new()

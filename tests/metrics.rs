@@ -192,6 +192,7 @@ const REJECTIONS: &[&str] = &[
     "hook",
     "id_in_use",
     "too_many_topics",
+    "topic_too_long",
 ];
 
 const DISCONNECTS: &[&str] = &["closed", "write_error", "timed_out", "evicted", "shutdown"];

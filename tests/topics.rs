@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use sse_server::parse::EventParser;
-use sse_server::{Decision, Event, Hub, MAX_TOPICS, Server, SubscribeOptions, Subscription};
+use sse_server::{
+    Decision, Event, Hub, MAX_TOPIC_BYTES, MAX_TOPICS, Server, SubscribeOptions, Subscription,
+};
 use support::client::{Client, open_stream, read_events};
 use support::events::datas;
 use support::hubs::{plain_hub, sub_events};
@@ -311,5 +313,35 @@ fn more_than_max_topics_get_400() {
         .expect("publish_to");
     assert_eq!(datas(&read_events(&mut most, 1, WAIT)), ["last"]);
     assert_eq!(datas(&read_events(&mut most_hook, 1, WAIT)), ["hook-last"]);
+    hub.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_topic_longer_than_max_topic_bytes_gets_400() {
+    init_logging();
+    let hub = plain_hub().keep_alive(None).build().expect("build the hub");
+    let server = Server::bind("127.0.0.1:0", &hub).expect("bind");
+    let addr = server.local_addr();
+    let too_long = "t".repeat(MAX_TOPIC_BYTES + 1);
+    let mut refused = Client::connect(
+        addr,
+        &format!("/events?topic=a&topic={too_long}"),
+        "1.1",
+        &[],
+    )
+    .expect("request");
+    assert_eq!(refused.status, 400);
+    let body = refused.read_to_end(WAIT);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("topics of at most {MAX_TOPIC_BYTES} bytes\n")
+    );
+    assert_eq!(hub.stats().clients, 0, "no client was registered");
+
+    let longest = "l".repeat(MAX_TOPIC_BYTES);
+    let mut most = open_stream(addr, &format!("/events?topic={longest}"), &[]);
+    hub.publish_to(&longest, &Event::new("to-the-longest"))
+        .expect("publish_to");
+    assert_eq!(datas(&read_events(&mut most, 1, WAIT)), ["to-the-longest"]);
     hub.shutdown().expect("shutdown");
 }
