@@ -436,9 +436,15 @@ impl HubBuilder {
     /// `pidfd_getfd` (5.6 and later, not refused by a seccomp filter) and
     /// `sock_diag`; elsewhere, and for requests handed to
     /// [`Hub::serve`] by a `tiny_http` server of the caller's, nothing
-    /// times a request head out (put a reverse proxy in front). A response
-    /// that a [`fallback`](crate::ServerBuilder::fallback) handler takes
-    /// longer than this to write on a kept-alive connection may be cut.
+    /// times a request head out (put a reverse proxy in front). The
+    /// deadline counts from the last whole request head, whatever moves
+    /// after it: a response that a
+    /// [`fallback`](crate::ServerBuilder::fallback) handler takes longer
+    /// than this to write, or a request body it takes longer than this to
+    /// read, may be cut: its writes then fail, and its reads of the body
+    /// end early as if the body were whole (compare what was read with
+    /// `Request::body_length`). Turn the deadline off, or raise it, for a
+    /// server with such routes.
     /// Values are raised to 1 second; `None` turns the deadline off.
     ///
     /// Defaults to 10 seconds.

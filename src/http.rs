@@ -4,6 +4,7 @@
 //! answer. Each function takes the settings it needs as arguments.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, ResponseBox};
@@ -16,6 +17,7 @@ use crate::encode;
 use crate::error::Error;
 use crate::metrics;
 use crate::retry;
+use crate::tiny_http_fixes::release::shut_reading;
 
 /// Whether the stream of `request` is sent in chunks (HTTP/1.1) rather than
 /// as it is, ended by closing the connection (HTTP/1.0).
@@ -60,6 +62,28 @@ Connection: close\r\n",
         }
     }
     head
+}
+
+/// Ends the body `request` has not sent yet, when it has one, before the
+/// library answers it: `tiny_http` reads what is left of a body of more
+/// than 1 KiB (or one sent after `Expect: 100-continue`) when the request
+/// is dropped, on the thread answering it, so a client that declares a
+/// body and never sends it would hold that thread (the acceptor's, for
+/// every answer but a stream) until it hung up or the request deadline
+/// closed it. Shutting the connection's reading side makes that read end
+/// at once; the connection then closes after the answer, as the next
+/// request on it could not be read anyway.
+pub(crate) fn end_unread_body(request: &Request, local: Option<SocketAddr>) {
+    let declared = request.body_length().unwrap_or(0);
+    let expects_continue = header_of(request, "Expect").is_some();
+    let chunked = header_of(request, "Transfer-Encoding").is_some();
+    let unread = declared > 1024 || (expects_continue && declared > 0) || chunked;
+    if let (true, Some(remote)) = (unread, request.remote_addr()) {
+        let shut = shut_reading(*remote, local);
+        log::debug!(
+            "a request from {remote} declares a body it has not sent; read side shut: {shut}"
+        );
+    }
 }
 
 /// Answers every request to the stream path that does not open a stream:

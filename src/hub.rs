@@ -648,6 +648,7 @@ impl Hub {
         let Some(request) = shared.streams.park_if_pipelined(request, &shared.counters) else {
             return Ok(());
         };
+        http::end_unread_body(&request, local);
         // After shutdown nothing is served here, whatever the method: a
         // `HEAD` answered `200` would tell a health check the stream is up.
         if self.is_closed() {

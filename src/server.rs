@@ -288,10 +288,12 @@ fn route(
         // Failures have been answered and logged by `serve`.
         let _ = hub.serve_from(request, Some(local_addr));
     } else if paths.metrics.as_deref() == Some(path) {
+        http::end_unread_body(&request, Some(local_addr));
         http::answer_metrics(request, || hub.metrics());
     } else if let Some(fallback) = fallback {
         fallback(request);
     } else {
+        http::end_unread_body(&request, Some(local_addr));
         let _ = request.respond(Response::from_string("not found\n").with_status_code(404));
     }
 }

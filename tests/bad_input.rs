@@ -619,3 +619,46 @@ fn an_http_2_request_line_gets_an_answer_and_leaves_nothing_behind() {
     serves_normally(&hub, addr, "HTTP/2.0 request lines");
     hub.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_body_declared_and_never_sent_does_not_hold_the_acceptor() {
+    let _serial = serial();
+    init_logging();
+    // No request deadline: only the library's own answer can end these
+    // connections.
+    let hub = plain()
+        .request_timeout(None)
+        .build()
+        .expect("build the hub");
+    let server = Server::builder(&hub)
+        .metrics("/metrics")
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    for (request, status) in [
+        ("POST /events", "HTTP/1.1 405 Method Not Allowed"),
+        ("PUT /metrics", "HTTP/1.1 405 Method Not Allowed"),
+        ("POST /nothing", "HTTP/1.1 404 Not Found"),
+    ] {
+        // A body of 100,000 bytes is declared; none comes, and the client
+        // keeps the connection open.
+        let mut stream = raw_connect(addr);
+        let head = format!("{request} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+        stream.write_all(head.as_bytes()).expect("send the head");
+        let reply = read_raw(&mut stream, WAIT, |_| false);
+        let (response, _) = parse_response(&reply.bytes)
+            .unwrap_or_else(|| panic!("{request}: no whole response: {reply:?}"));
+        assert_eq!(response.status_line, status, "{request}");
+        assert_eq!(
+            reply.closed,
+            Some(End::Eof),
+            "{request}: the connection closes after the answer"
+        );
+        held.push(stream);
+    }
+    // The acceptor is free for everyone else meanwhile.
+    serves_normally(&hub, addr, "bodies declared and never sent");
+    drop(held);
+    hub.shutdown().expect("shutdown");
+}

@@ -13,7 +13,26 @@
 //! "none found": no upstream issue turned up in a search of `tiny-http`'s
 //! issue threads (November 2026); each is worth a report.
 //!
-//! Not worked around: an `HTTP/2.0` (or `HTTP/3.0`) request line makes
+//! Worked around where this crate answers: a request whose body is not
+//! read whole is read on to the declared end when it is dropped (on the
+//! thread answering it: the acceptor's, for everything but a stream), so
+//! a client that declares a body and never sends it held the acceptor
+//! until the request deadline. `http::end_unread_body` shuts the
+//! connection's reading side first ([`release`]), proved by
+//! `tests/bad_input.rs`. Requests handed to a `fallback` handler are left
+//! alone: the handler may read the body.
+//!
+//! Not worked around:
+//!
+//! * The same drop allocates what is left of the declared body before it
+//!   reads it ([tiny-http#252](https://github.com/tiny-http/tiny-http/issues/252)):
+//!   a `Content-Length` larger than the machine can allocate aborts the
+//!   process, and one past `isize::MAX` panics the dropping thread. There
+//!   is no way around the drop; a proxy with a body limit in front is.
+//! * A client that resets right after connecting makes a pool thread
+//!   panic (`tiny_http` unwraps the peer's address): harmless with
+//!   unwinding, fatal with `panic = "abort"`.
+//! * An `HTTP/2.0` (or `HTTP/3.0`) request line makes
 //! `tiny_http` 0.12 deadlock the connection's thread, which then holds a
 //! thread and two descriptors until the client leaves (the ignored test in
 //! `tests/bad_input.rs` shows it); put a reverse proxy in front of a server

@@ -97,8 +97,16 @@ pub(crate) fn close_connections(
     vec![false; connections.len()]
 }
 
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn shut_reading(
+    _peer: std::net::SocketAddr,
+    _local: Option<std::net::SocketAddr>,
+) -> bool {
+    false
+}
+
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{available, close_connections, release_reader};
+pub(crate) use linux::{available, close_connections, release_reader, shut_reading};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -377,6 +385,17 @@ mod linux {
         local: Option<SocketAddr>,
     ) -> Option<(Released, Socket)> {
         with_registry(|registry| registry.release(peer, local))
+    }
+
+    /// Shuts down the reading side of the connection between `peer` and
+    /// `local` (see the module's docs for `None`), so that what is left of
+    /// a request's body reads as ended at once. Says whether it could.
+    pub(crate) fn shut_reading(peer: SocketAddr, local: Option<SocketAddr>) -> bool {
+        with_registry(|registry| {
+            let (_, socket, _) = registry.locate(peer, local).ok()??;
+            Some(socket.shutdown(Shutdown::Read).is_ok())
+        })
+        .unwrap_or(false)
     }
 
     /// Closes each connection `(peer, local)` (both directions), so that
