@@ -73,15 +73,88 @@ pub enum Error {
     /// use by a connected client.
     IdInUse(ClientId),
     /// Redis could not take the event (feature `redis`): it cannot be
-    /// reached, is restarting, or did not answer within
-    /// [`HubBuilder::redis_timeout`](crate::HubBuilder::redis_timeout).
-    /// Nothing was delivered by this process. After a timeout the event
-    /// may still have been appended (and then reaches every client); in
-    /// every other case it was not. The text says why. While the link is
-    /// down every publish fails at once with this error; the hub
-    /// reconnects by itself, and [`Stats::redis_connected`](crate::Stats::redis_connected) tells.
+    /// reached, is restarting, refused it (for instance `OOM` past its
+    /// `maxmemory` with `maxmemory-policy noeviction`), or did not answer
+    /// within [`HubBuilder::redis_timeout`](crate::HubBuilder::redis_timeout).
+    /// Nothing was delivered by this process. After a timeout, or a
+    /// connection lost while Redis had the event, it may still have been
+    /// appended (and then reaches every client); in every other case it
+    /// was not (for [`Hub::publish_all`](crate::Hub::publish_all): none of
+    /// the events was; when some were, the error is
+    /// [`RedisPartlyAppended`](Error::RedisPartlyAppended) instead). The
+    /// text says why. While the link is down every publish fails at once
+    /// with this error; the hub reconnects by itself, and
+    /// [`Stats::redis_connected`](crate::Stats::redis_connected) tells.
     #[cfg(feature = "redis")]
     RedisUnavailable(String),
+    /// Redis appended some of the events of one
+    /// [`Hub::publish_all`](crate::Hub::publish_all) call and refused the
+    /// others (feature `redis`), most often `OOM`: the stream reached
+    /// Redis's `maxmemory` with `maxmemory-policy noeviction` partway
+    /// through the batch.
+    ///
+    /// The events Redis appended are in the stream, in their order, and
+    /// reach every client of every process like any other; the refused
+    /// ones went nowhere. Redis takes a batch's events one after another,
+    /// so usually the first `appended` went in and every one after them
+    /// was refused: `refused` is then `appended..` the batch's end, and
+    /// publishing again just the refused events (once Redis has room)
+    /// delivers every event once. Redis may free memory while it works
+    /// through the batch, though, and then take an event after one it
+    /// refused: `refused` lists exactly the ones that are not in the
+    /// stream, so retry those and only those (they then arrive after the
+    /// later events that went in).
+    ///
+    /// [`Stats::published`](crate::Stats::published) counts the appended
+    /// events. A single event ([`Hub::publish`](crate::Hub::publish) and
+    /// the others) is either appended (`Ok`) or not
+    /// ([`RedisUnavailable`](Error::RedisUnavailable)); it never gets this
+    /// error, whatever happened to other publishers' events that shared
+    /// its round trip to Redis.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis")]
+    /// # fn main() -> Result<(), sse_server::Error> {
+    /// use sse_server::{Error, Event, Hub};
+    ///
+    /// // Publishes `events`, retrying only what Redis refused, a few times.
+    /// fn publish_each_once(hub: &Hub, events: &[Event]) -> Result<(), Error> {
+    ///     let mut rest: Vec<&Event> = events.iter().collect();
+    ///     let mut tries = 0;
+    ///     loop {
+    ///         match hub.publish_all(rest.iter().copied()) {
+    ///             Err(Error::RedisPartlyAppended { refused, .. }) if tries < 3 => {
+    ///                 rest = refused.iter().map(|&at| rest[at]).collect();
+    ///             }
+    ///             other => return other,
+    ///         }
+    ///         tries += 1;
+    ///         std::thread::sleep(std::time::Duration::from_millis(500));
+    ///     }
+    /// }
+    ///
+    /// let hub = Hub::new()?; // without Redis every event goes out: `Ok`
+    /// publish_each_once(&hub, &[Event::new("one"), Event::new("two")])?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "redis"))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(feature = "redis")]
+    RedisPartlyAppended {
+        /// How many events, from the first, Redis appended before it
+        /// refused one: the batch's first `appended` events are in the
+        /// stream, in order.
+        appended: usize,
+        /// The positions in the batch (counting from 0) of the events
+        /// Redis did not append, in order, never empty; the first is
+        /// `appended`. Every other event of the batch is in the stream.
+        refused: Vec<usize>,
+        /// Redis's answer to the first event it refused.
+        reason: String,
+    },
     /// The Redis settings were refused when the hub was built (feature
     /// `redis`): a URL the `redis` crate cannot read, or an empty stream
     /// key.
@@ -113,6 +186,16 @@ impl fmt::Display for Error {
             Error::IdInUse(id) => write!(f, "client id {id} is already in use"),
             #[cfg(feature = "redis")]
             Error::RedisUnavailable(why) => write!(f, "Redis could not take the event: {why}"),
+            #[cfg(feature = "redis")]
+            Error::RedisPartlyAppended {
+                appended,
+                refused,
+                reason,
+            } => write!(
+                f,
+                "Redis appended the first {appended} event(s), then refused {} of the rest: {reason}",
+                refused.len()
+            ),
             #[cfg(feature = "redis")]
             Error::RedisConfig(why) => write!(f, "invalid Redis settings: {why}"),
             #[cfg(feature = "json")]

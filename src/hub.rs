@@ -196,7 +196,7 @@ impl Hub {
     ///
     /// [`Error::Closed`] after shutdown; with a shared Redis Stream
     /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
-    /// Redis could not take the event.
+    /// Redis could not take the event, as for [`publish`](Hub::publish).
     ///
     /// # Examples
     ///
@@ -222,7 +222,13 @@ impl Hub {
     ///
     /// [`Error::Closed`] after shutdown; with a shared Redis Stream
     /// (`HubBuilder::redis`, feature `redis`), `Error::RedisUnavailable` when
-    /// Redis could not take the event.
+    /// Redis could not take the event (it cannot be reached, or refused it,
+    /// e.g. `OOM` at its `maxmemory` with `noeviction`): the event went
+    /// nowhere, except after a timeout or a connection lost while Redis
+    /// had it, when it may have been appended and then reaches every
+    /// client. The answer is about this event only: `Ok` means it is in
+    /// the stream even when Redis refused other publishers' events that
+    /// shared its round trip.
     ///
     /// # Examples
     ///
@@ -247,9 +253,25 @@ impl Hub {
     /// # Errors
     ///
     /// [`Error::Closed`] after shutdown (events before it may have gone
-    /// out); with a shared Redis Stream, `Error::RedisUnavailable` when
-    /// Redis could not take them: then none was appended, or, after a
-    /// timeout or a connection lost midway, some may have been.
+    /// out). With a shared Redis Stream:
+    ///
+    /// * `Error::RedisUnavailable` when Redis took none of them (it cannot
+    ///   be reached, or refused every one), or gave no answer at all (a
+    ///   timeout, a connection lost midway): then some may have been
+    ///   appended, and which is unknown.
+    /// * `Error::RedisPartlyAppended` when Redis appended some and refused
+    ///   the others (e.g. `OOM`: it reached its `maxmemory` with
+    ///   `noeviction` partway through): the appended ones reach every
+    ///   client, and its `refused` lists the positions of those that went
+    ///   nowhere, usually every event from the first refused one on.
+    ///   Publishing just those again (once Redis has room) delivers each
+    ///   event once; publishing them all again would deliver the appended
+    ///   ones twice.
+    ///
+    /// [`Stats::published`](crate::Stats::published) counts the events
+    /// Redis appended. The answer is about these events only: Redis
+    /// refusing other publishers' events in the same round trip changes
+    /// nothing in it.
     ///
     /// # Examples
     ///
@@ -378,20 +400,30 @@ impl Hub {
     }
 
     /// Appends `outgoing` to the shared Redis Stream, in one round trip,
-    /// and counts the events once Redis has them.
+    /// and counts the events Redis appended.
     #[cfg(feature = "redis")]
     fn append(&self, link: &Link, outgoing: &[Outgoing]) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let events: u64 = outgoing.iter().map(|one| one.frame.events() as u64).sum();
-        link.append(outgoing)?;
+        let result = link.append(outgoing);
+        let appended: u64 = match &result {
+            Ok(()) => outgoing.iter().map(|one| one.frame.events() as u64).sum(),
+            Err(Error::RedisPartlyAppended { refused, .. }) => outgoing
+                .iter()
+                .enumerate()
+                // Both in order: a binary search per event.
+                .filter(|(at, _)| refused.binary_search(at).is_err())
+                .map(|(_, one)| one.frame.events() as u64)
+                .sum(),
+            Err(_) => 0,
+        };
         self.inner
             .shared
             .counters
             .published
-            .fetch_add(events, Ordering::Relaxed);
-        Ok(())
+            .fetch_add(appended, Ordering::Relaxed);
+        result
     }
 
     fn send(&self, outgoing: Outgoing) -> Result<(), Error> {

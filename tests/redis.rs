@@ -1392,3 +1392,145 @@ fn the_largest_redis_replay_max_replays_from_redis() {
         ids_and_data(&all[1..])
     );
 }
+
+// ---------------------------------------------------------------------------
+// j. A batch Redis takes only in part.
+
+/// Redis's `used_memory` (`INFO memory`), in bytes.
+fn redis_used_memory(redis: &RedisServer) -> u64 {
+    let info = match redis.command(&["INFO", "memory"]) {
+        redis::Value::BulkString(bytes) => String::from_utf8(bytes).expect("INFO in UTF-8"),
+        redis::Value::VerbatimString { text, .. } => text,
+        other => panic!("INFO memory: {other:?}"),
+    };
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|bytes| bytes.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no used_memory in {info:?}"))
+}
+
+/// Asserts `got == expected` without printing kilobytes of data: the
+/// lengths and the first difference.
+fn assert_same_data(got: &[String], expected: &[String], what: &str) {
+    let short = |data: Option<&String>| data.map(|data| data.chars().take(12).collect::<String>());
+    if let Some(at) = (0..got.len().max(expected.len())).find(|&at| got.get(at) != expected.get(at))
+    {
+        panic!(
+            "{what}: got {} events, expected {}; the first difference at {at}: {:?} where {:?} was expected",
+            got.len(),
+            expected.len(),
+            short(got.get(at)),
+            short(expected.get(at)),
+        );
+    }
+}
+
+/// A `publish_all` that fills Redis to its `maxmemory` (`noeviction`)
+/// partway says which of its events went in, and counts only those; the
+/// clients get exactly those, once; publishing again just the refused ones
+/// delivers every event exactly once. Found at a2bc971: the call failed
+/// for the whole batch with `RedisUnavailable("Redis refused the event:
+/// Pipeline failures: [(Index 433, error: \"OOM\" ...")`, while the 433
+/// events before were appended and delivered, and `Stats::published` stayed
+/// 0: the README's retry of the whole batch delivered those twice.
+#[test]
+fn publish_all_that_fills_redis_partway_says_which_events_went_in() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "partly";
+    let publisher = redis_hub(&redis, key);
+    // A queue for every event, so that what this test checks is the
+    // stream, not a slow reader.
+    let other = redis_builder(&redis, key)
+        .client_buffer(4096)
+        .build()
+        .expect("build a hub on Redis");
+    assert!(
+        wait_until(WAIT, || publisher.stats().redis_connected == Some(true)
+            && other.stats().redis_connected == Some(true)),
+        "both hubs connect"
+    );
+    let sub = other.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+
+    // Room for a few hundred events of 1 KB beyond what Redis holds now:
+    // far more than the memory the connections' buffers take or give back
+    // meanwhile, far less than the 2,000 events (over 2 MB) of the batch.
+    const EVENTS: usize = 2000;
+    let room = 512 * 1024;
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let limit = redis_used_memory(&redis) + room;
+    redis.command(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    let filler = "x".repeat(1000);
+    let events: Vec<Event> = (0..EVENTS)
+        .map(|n| Event::new(format!("{n:04} {filler}")))
+        .collect();
+    let data_of = |at: usize| format!("{at:04} {filler}");
+
+    let (appended, refused) = match publisher.publish_all(&events) {
+        Err(Error::RedisPartlyAppended {
+            appended,
+            refused,
+            reason,
+        }) => {
+            assert!(reason.starts_with("OOM"), "refused for OOM: {reason:?}");
+            (appended, refused)
+        }
+        other => panic!("publish_all past maxmemory: {other:?}"),
+    };
+    assert!(
+        appended > 0 && !refused.is_empty() && refused[0] == appended,
+        "some went in, then one was refused: appended {appended}, refused {} from {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert!(
+        refused.windows(2).all(|pair| pair[0] < pair[1]) && refused.iter().all(|&at| at < EVENTS),
+        "the refused positions are in order and in the batch"
+    );
+    let went_in: Vec<usize> = (0..EVENTS)
+        .filter(|at| refused.binary_search(at).is_err())
+        .collect();
+    assert_eq!(
+        redis.xlen(key),
+        went_in.len() as u64,
+        "the stream holds what went in"
+    );
+    assert_eq!(
+        publisher.stats().published,
+        went_in.len() as u64,
+        "published counts what went in"
+    );
+    let got: Vec<String> = sub_events(&sub, &mut parser, went_in.len())
+        .into_iter()
+        .map(|event| event.data)
+        .collect();
+    let expected: Vec<String> = went_in.iter().map(|&at| data_of(at)).collect();
+    assert_same_data(
+        &got,
+        &expected,
+        "the clients get exactly what went in, in order, once",
+    );
+
+    // With room again, the refused events, and only they, go in.
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    publisher
+        .publish_all(refused.iter().map(|&at| &events[at]))
+        .expect("publish the refused events again");
+    publisher.notify("end").expect("publish");
+    let got: Vec<String> = sub_events(&sub, &mut parser, refused.len() + 1)
+        .into_iter()
+        .map(|event| event.data)
+        .collect();
+    let mut expected: Vec<String> = refused.iter().map(|&at| data_of(at)).collect();
+    expected.push("end".into());
+    assert_same_data(
+        &got,
+        &expected,
+        "the retry delivers each refused event once, and nothing else",
+    );
+    assert_eq!(publisher.stats().published, EVENTS as u64 + 1);
+    assert_eq!(redis.xlen(key), EVENTS as u64 + 1);
+}

@@ -5,6 +5,12 @@
 //! so `Ok` means the event is in the stream (and so reaches every process
 //! that reads it). Publishers on several threads share round trips: while
 //! one batch is on its way, the next gathers.
+//!
+//! Redis answers each `XADD` of the pipeline on its own, and may refuse
+//! some while it takes others (`OOM` once it reaches `maxmemory`): each
+//! publisher hears about its own entries only. Only when there is no
+//! answer at all (a timeout, a lost connection) does every publisher of
+//! the round trip get the same error.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -25,7 +31,27 @@ const BATCH: usize = 256;
 struct Request {
     /// The fields of each event, appended in this order.
     entries: Vec<[(&'static str, Vec<u8>); 4]>,
-    answer: Sender<Result<(), String>>,
+    answer: Sender<Answer>,
+}
+
+/// What a publisher hears: `Ok` once Redis has appended all its entries.
+type Answer = Result<(), Refusal>;
+
+/// Why a request's entries are not all in the stream.
+#[derive(Clone, Debug, PartialEq)]
+enum Refusal {
+    /// None of them is, or nobody knows (the text says which).
+    All(String),
+    /// Redis appended some and refused the others.
+    Some {
+        /// The length of the run of appended entries the request starts
+        /// with.
+        appended: usize,
+        /// The positions of the refused entries, in order.
+        refused: Vec<usize>,
+        /// Redis's answer to the first refused one.
+        reason: String,
+    },
 }
 
 /// The publishers' side of the appending thread.
@@ -67,7 +93,8 @@ impl Appender {
     }
 
     /// Appends each of `outgoing`, in order, in one round trip; `Ok` once
-    /// Redis has them all. Fails at once while the link is down.
+    /// Redis has them all, `Error::RedisPartlyAppended` when it refused
+    /// some and took others. Fails at once while the link is down.
     pub(crate) fn append(&self, outgoing: &[Outgoing]) -> Result<(), Error> {
         if outgoing.is_empty() {
             return Ok(());
@@ -104,7 +131,16 @@ impl Appender {
             .saturating_add(Duration::from_millis(100));
         match answered.recv_timeout(patience) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(Error::RedisUnavailable(why)),
+            Ok(Err(Refusal::All(why))) => Err(Error::RedisUnavailable(why)),
+            Ok(Err(Refusal::Some {
+                appended,
+                refused,
+                reason,
+            })) => Err(Error::RedisPartlyAppended {
+                appended,
+                refused,
+                reason,
+            }),
             Err(RecvTimeoutError::Timeout) => Err(Error::RedisUnavailable(format!(
                 "no answer from Redis within {patience:?}; the event may or may not be in the stream"
             ))),
@@ -180,11 +216,14 @@ impl AppendThread {
             let Some(up) = connection.as_mut() else {
                 answer_all(
                     &mut batch,
-                    Err("not connected to Redis; reconnecting".into()),
+                    Err(Refusal::All("not connected to Redis; reconnecting".into())),
                 );
                 continue;
             };
             let mut pipe = redis::pipe();
+            // A reply per entry, Redis's errors among them, rather than one
+            // error for the whole round trip.
+            pipe.ignore_errors();
             for entry in batch.iter().flat_map(|request| &request.entries) {
                 let command = pipe
                     .cmd("XADD")
@@ -197,40 +236,185 @@ impl AppendThread {
                     command.arg(*name).arg(value.as_slice());
                 }
             }
-            match pipe.query::<Vec<redis::Value>>(up) {
-                Ok(_) => answer_all(&mut batch, Ok(())),
-                Err(e) => {
-                    let broken = e.is_io_error() || e.is_timeout() || e.is_connection_dropped();
-                    let why = if e.is_timeout() {
-                        format!(
-                            "Redis did not answer within {:?}; the event may or may not be in \
-                             the stream",
-                            self.timeout
-                        )
-                    } else if broken {
-                        format!("lost the connection to Redis: {e}")
-                    } else {
-                        format!("Redis refused the event: {e}")
-                    };
-                    answer_all(&mut batch, Err(why));
-                    if broken {
-                        log::warn!(
-                            "lost the connection to Redis while publishing: {e}; reconnecting"
-                        );
-                        connection = None;
-                        self.state.appending.store(false, Ordering::Release);
-                        was_down = true;
-                        retry_at = Instant::now();
-                    }
+            let sent: usize = batch.iter().map(|request| request.entries.len()).sum();
+            let (failure, timed_out) = match pipe.query::<Vec<redis::Value>>(up) {
+                Ok(replies) if replies.len() == sent => {
+                    answer_each(&mut batch, &replies);
+                    continue;
                 }
-            }
+                Ok(replies) => (
+                    format!("Redis sent {} replies to {sent} commands", replies.len()),
+                    false,
+                ),
+                Err(e) => (e.to_string(), e.is_timeout()),
+            };
+            // No reply to go by: Redis may have appended any of the batch,
+            // and the connection cannot be trusted to be in step.
+            let why = if timed_out {
+                format!(
+                    "Redis did not answer within {:?}; the event may or may not be in the stream",
+                    self.timeout
+                )
+            } else {
+                format!(
+                    "lost the connection to Redis: {failure}; the event may or may not be in \
+                     the stream"
+                )
+            };
+            answer_all(&mut batch, Err(Refusal::All(why)));
+            log::warn!("lost the connection to Redis while publishing: {failure}; reconnecting");
+            connection = None;
+            self.state.appending.store(false, Ordering::Release);
+            was_down = true;
+            retry_at = Instant::now();
         }
     }
 }
 
-fn answer_all(batch: &mut Vec<Request>, answer: Result<(), String>) {
+fn answer_all(batch: &mut Vec<Request>, answer: Answer) {
     for request in batch.drain(..) {
         // The publisher may have given up waiting.
         let _ = request.answer.send(answer.clone());
+    }
+}
+
+/// Answers each request of `batch` by Redis's replies to its own entries:
+/// `replies` holds one per entry of the batch, in order.
+fn answer_each(batch: &mut Vec<Request>, replies: &[redis::Value]) {
+    let mut replies = replies.iter();
+    for request in batch.drain(..) {
+        let own = replies.by_ref().take(request.entries.len());
+        // The publisher may have given up waiting.
+        let _ = request.answer.send(judge(own));
+    }
+}
+
+/// The answer to a request whose entries got `replies`, in order.
+fn judge<'a>(replies: impl Iterator<Item = &'a redis::Value>) -> Answer {
+    let mut entries = 0;
+    let mut appended = 0;
+    let mut refused = Vec::new();
+    let mut reason = None;
+    for (at, reply) in replies.enumerate() {
+        entries += 1;
+        match refusal(reply) {
+            None if refused.is_empty() => appended += 1,
+            None => {}
+            Some(why) => {
+                refused.push(at);
+                reason.get_or_insert(why);
+            }
+        }
+    }
+    let Some(reason) = reason else {
+        return Ok(());
+    };
+    if refused.len() == entries {
+        // Not one appended: the same as a request Redis could not take.
+        return Err(Refusal::All(format!("Redis refused the event: {reason}")));
+    }
+    Err(Refusal::Some {
+        appended,
+        refused,
+        reason,
+    })
+}
+
+/// Why Redis did not append an entry, from its reply to the `XADD`;
+/// `None` when it did (the reply is the new entry's id).
+fn refusal(reply: &redis::Value) -> Option<String> {
+    match reply {
+        // As Redis wrote it: `OOM command not allowed when ...`.
+        redis::Value::ServerError(error) => Some(match error.details() {
+            Some(details) => format!("{} {details}", error.code()),
+            None => error.code().to_owned(),
+        }),
+        // `XADD` answers nil only when it appends nothing (`NOMKSTREAM`).
+        redis::Value::Nil => Some("Redis appended nothing (a nil reply)".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+
+    fn refusal_reply() -> Value {
+        redis::parse_redis_value(OOM).expect("an error reply")
+    }
+
+    fn id(n: u64) -> Value {
+        Value::BulkString(format!("1-{n}").into_bytes())
+    }
+
+    fn request(entries: usize) -> (Request, Receiver<Answer>) {
+        let (answer, answered) = crossbeam_channel::bounded(1);
+        let entry = || {
+            [
+                ("d", Vec::new()),
+                ("n", Vec::new()),
+                ("r", Vec::new()),
+                ("p", Vec::new()),
+            ]
+        };
+        let entries = (0..entries).map(|_| entry()).collect();
+        (Request { entries, answer }, answered)
+    }
+
+    #[test]
+    fn each_request_is_answered_by_its_own_replies() {
+        let (first, first_answer) = request(1);
+        let (second, second_answer) = request(3);
+        let (third, third_answer) = request(2);
+        let (fourth, fourth_answer) = request(1);
+        let mut batch = vec![first, second, third, fourth];
+        let replies = [
+            id(1),
+            id(2),
+            id(3),
+            refusal_reply(),
+            refusal_reply(),
+            refusal_reply(),
+            id(4),
+        ];
+        answer_each(&mut batch, &replies);
+        assert!(batch.is_empty());
+        let why = "OOM command not allowed when used memory > 'maxmemory'.".to_owned();
+        assert_eq!(first_answer.try_recv(), Ok(Ok(())));
+        assert_eq!(
+            second_answer.try_recv(),
+            Ok(Err(Refusal::Some {
+                appended: 2,
+                refused: vec![2],
+                reason: why.clone(),
+            }))
+        );
+        assert_eq!(
+            third_answer.try_recv(),
+            Ok(Err(Refusal::All(format!("Redis refused the event: {why}"))))
+        );
+        assert_eq!(fourth_answer.try_recv(), Ok(Ok(())));
+    }
+
+    /// Redis freed memory between two of the entries: the one after the
+    /// refusal is in the stream, and is not listed as refused.
+    #[test]
+    fn an_entry_appended_after_a_refused_one_is_not_listed() {
+        let replies = [id(1), refusal_reply(), id(2), refusal_reply(), Value::Nil];
+        let Err(Refusal::Some {
+            appended, refused, ..
+        }) = judge(replies.iter())
+        else {
+            panic!("a partial answer");
+        };
+        assert_eq!((appended, refused), (1, vec![1, 3, 4]));
+        let replies = [refusal_reply(), id(1)];
+        assert!(matches!(
+            judge(replies.iter()),
+            Err(Refusal::Some { appended: 0, refused, .. }) if refused == [0]
+        ));
     }
 }
