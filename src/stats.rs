@@ -11,7 +11,9 @@ use crate::client_id::ClientId;
 pub struct Stats {
     /// Clients connected now: event streams and subscriptions.
     pub clients: usize,
-    /// Events accepted by `notify`, `publish`, `publish_to` and `send_to`.
+    /// Events accepted by `notify`, `publish`, `publish_all`, `publish_to`
+    /// and `send_to` (under the `redis` feature: appended to the stream by
+    /// this process).
     /// Comments ([`Event::comment`](crate::Event::comment)) are not events,
     /// and are counted here no more than in the other counts of events.
     pub published: u64,
