@@ -450,7 +450,10 @@ impl HubBuilder {
     /// Shares one stream with every other process attached to the same
     /// Redis Stream (feature `redis`): the stream `key` on the Redis server
     /// at `url` (`redis://[user:password@]host[:port][/db]`, or
-    /// `rediss://` with the `redis` crate's TLS features).
+    /// `rediss://` with the `redis` crate's TLS features). Every
+    /// connection speaks RESP2 whatever the URL says: a `?protocol=resp3`
+    /// (which a URL shared with other programs may carry) is taken and
+    /// has no effect, as nothing the hub asks of Redis needs RESP3.
     ///
     /// * [`Hub::notify`], [`Hub::publish`], [`Hub::publish_to`] and
     ///   [`Hub::send_to`] append the event to the stream (`XADD .. MAXLEN

@@ -1392,3 +1392,53 @@ fn the_largest_redis_replay_max_replays_from_redis() {
         ids_and_data(&all[1..])
     );
 }
+
+// ---------------------------------------------------------------------------
+// j. Connections: the URL's protocol, node numbers after Redis loses its
+// data, passwords in messages, an unresponsive server.
+
+/// A URL asking for RESP3 (`?protocol=resp3`): every connection of the
+/// link speaks RESP2 all the same, so the events reach the clients. Found
+/// at a2bc971: `redis_connected` was `Some(true)`, every `notify` was `Ok`
+/// and the stream held the events, but the subscriber got none (`XREAD`
+/// answers a map under RESP3, which the reader did not read).
+#[test]
+fn a_url_asking_for_resp3_still_delivers_every_event() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "resp3";
+    for protocol in ["resp3", "3"] {
+        let url = format!("{}/?protocol={protocol}", redis.url());
+        let hub = Hub::builder()
+            .redis(&url, key)
+            .redis_timeout(Duration::from_secs(5))
+            .build()
+            .expect("build a hub on Redis");
+        let sub = hub.subscribe().expect("subscribe");
+        for n in 0..3 {
+            hub.notify(format!("{protocol} {n}")).expect("publish");
+        }
+        let datas: Vec<String> = sub_events(&sub, &mut EventParser::new(), 3)
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(
+            datas,
+            [0, 1, 2].map(|n| format!("{protocol} {n}")),
+            "with ?protocol={protocol}"
+        );
+        // Every client connection Redis has (the hub's, and the one this
+        // asks on) speaks RESP2.
+        let redis::Value::BulkString(list) = redis.command(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST is a bulk string");
+        };
+        let list = String::from_utf8_lossy(&list).into_owned();
+        assert!(
+            list.lines().all(|client| client.contains(" resp=2")),
+            "every connection speaks RESP2: {list}"
+        );
+        hub.shutdown().expect("shutdown");
+    }
+}

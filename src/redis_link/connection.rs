@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use redis::{IntoConnectionInfo, ProtocolVersion};
+
 use crate::config::RedisSettings;
 use crate::error::Error;
 use crate::retry::jittered_millis;
@@ -14,12 +16,25 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A `redis::Client` for `settings`, or why the URL was refused.
+///
+/// Every connection it opens speaks RESP2, whatever the URL asks for
+/// (`?protocol=resp3`): the link reads RESP2's replies (`XREAD` answers a
+/// map under RESP3), and nothing it does needs RESP3.
 pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
     if settings.key.is_empty() {
         return Err(Error::RedisConfig("the stream key is empty".into()));
     }
-    redis::Client::open(settings.url.as_str())
-        .map_err(|e| Error::RedisConfig(format!("{}: {e}", settings.url)))
+    let refused = |e: redis::RedisError| Error::RedisConfig(format!("{}: {e}", settings.url));
+    let info = settings
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(refused)?;
+    let resp2 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP2);
+    redis::Client::open(info.set_redis_settings(resp2)).map_err(refused)
 }
 
 /// A connection whose every command gives up after `timeout`.
