@@ -492,11 +492,22 @@ impl HubBuilder {
     ///   cannot tell whether the client exists, and never returns
     ///   [`Error::UnknownClient`]. Client ids are unique across the
     ///   processes: each process takes a node number from the counter
-    ///   `<key>:nodes` in Redis when it starts, and numbers its clients
-    ///   from `node << 40`. (If Redis cannot be reached at that moment it
-    ///   draws a node number, and says so in the log. Node numbers repeat
-    ///   after 2^23 starts on one key: a process could then share ids
-    ///   with one started that many starts before, if it still runs.)
+    ///   `<key>:nodes` in Redis when it starts (`INCR`), and numbers its
+    ///   clients from `node << 40`. Where the counter does not exist (a
+    ///   new key, or Redis lost its data: a restart without persistence,
+    ///   `FLUSHALL`, eviction), it starts at a number drawn among the
+    ///   2^23 node numbers, so that numbering after a loss does not start
+    ///   again at the numbers of the processes still running. Limits:
+    ///   after such a loss, the numbers handed out go on from the drawn
+    ///   one, so each process started then shares its number with one of
+    ///   the k processes still running with a chance of k / 2^23 (1 in
+    ///   84,000 for 100); a failover to a replica that had not yet
+    ///   received the counter's last increments hands those numbers out
+    ///   again (restart the processes started just before it, or give
+    ///   the stream a new key). If Redis cannot be reached at that moment
+    ///   a process draws its node number, and says so in the log. Node numbers repeat after 2^23 starts on one
+    ///   key: a process could then share ids with one started that many
+    ///   starts before, if it still runs.
     ///
     /// `build` waits for both connections, so that a hub built while Redis
     /// is up can publish at once: up to about twice

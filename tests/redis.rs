@@ -1442,3 +1442,72 @@ fn a_url_asking_for_resp3_still_delivers_every_event() {
         hub.shutdown().expect("shutdown");
     }
 }
+
+/// The node part of a client id.
+fn node_of(id: ClientId) -> u64 {
+    id.get() >> 40
+}
+
+/// After Redis loses its data (`FLUSHALL` here; a restart without
+/// persistence alike), the node counter starts again, at a point drawn at
+/// random rather than at 1: a hub started then does not take the number of
+/// one still running, and `send_to` for its client reaches no other. Found
+/// at a2bc971: both hubs got client id 1099511627777, and B's `send_to` for
+/// its own client reached A's.
+#[test]
+fn client_ids_stay_apart_after_redis_loses_its_data() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "nodes-lost";
+    let a = redis_hub(&redis, key);
+    let a_sub = a.subscribe().expect("subscribe to A");
+    redis.command(&["FLUSHALL"]);
+    let b = redis_hub(&redis, key);
+    let b_sub = b.subscribe().expect("subscribe to B");
+    // B's node is drawn among 2^23: it meets A's with a chance of 1 in
+    // 2^23 (about one run in 8 million).
+    assert_ne!(
+        node_of(a_sub.id()),
+        node_of(b_sub.id()),
+        "A's client {} and B's client {} share a node after FLUSHALL",
+        a_sub.id(),
+        b_sub.id()
+    );
+    b.send_to(b_sub.id(), &Event::new("for B's client"))
+        .expect("send_to");
+    b.notify("marker").expect("publish");
+    let to_b = sub_events_until(&b_sub, &mut EventParser::new(), "marker");
+    assert_eq!(
+        to_b.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+        ["for B's client", "marker"]
+    );
+    let to_a = sub_events_until(&a_sub, &mut EventParser::new(), "marker");
+    assert!(
+        to_a.iter().all(|e| e.data != "for B's client"),
+        "B's private event reached A's client: {to_a:?}"
+    );
+}
+
+/// While Redis keeps its data, each hub takes the next node number: the
+/// node part of its client ids is the previous hub's plus one (within 23
+/// bits).
+#[test]
+fn consecutive_hubs_take_consecutive_node_numbers() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "nodes-next";
+    let mut previous = None;
+    for _ in 0..3 {
+        let hub = redis_hub(&redis, key);
+        let node = node_of(hub.subscribe().expect("subscribe").id());
+        if let Some(previous) = previous {
+            assert_eq!(node, (previous + 1) & 0x7f_ffff, "the next node number");
+        }
+        previous = Some(node);
+        hub.shutdown().expect("shutdown");
+    }
+}

@@ -1,7 +1,7 @@
 //! Connections to Redis: opening them, the pause between tries, and the
 //! state the link's threads share.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::{IntoConnectionInfo, ProtocolVersion};
@@ -99,30 +99,64 @@ impl LinkState {
     }
 }
 
-/// This process's node number: the next value of `<key>:nodes` in Redis,
-/// so that the client ids of processes sharing a stream never meet; when
-/// Redis cannot be reached now, a number drawn from the clock and the
-/// process id (logged, as two processes could then draw the same).
+/// The node numbers there are: the 23 bits of a client id above its 40
+/// bits of client number (`Shared::with_redis`).
+const NODE_MASK: u64 = 0x7f_ffff;
+
+/// This process's node number: the next value of the counter `<key>:nodes`
+/// in Redis, so that the client ids of processes sharing a stream never
+/// meet while Redis keeps its data.
+///
+/// Where the counter does not exist (the key is new, or Redis lost its
+/// data: a restart without persistence, `FLUSHALL`, eviction), it starts at
+/// a number drawn among the 2^23, in the same transaction as the `INCR`
+/// (`SET NX`, then `INCR`, in `MULTI`): numbering after a loss goes on
+/// from a random point, not from 1, where the processes still running
+/// most likely are. When Redis cannot be reached now, the number is drawn
+/// (and that is logged, as another process could draw the same).
 pub(crate) fn node_number(settings: &RedisSettings, client: &redis::Client) -> u64 {
     let counter = format!("{}:nodes", settings.key);
     let counted = connect(client, settings.timeout).and_then(|mut connection| {
-        redis::cmd("INCR")
+        let (node,): (u64,) = redis::pipe()
+            .atomic()
+            .cmd("SET")
             .arg(&counter)
-            .query::<u64>(&mut connection)
+            .arg(drawn_node())
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(&counter)
+            .query(&mut connection)?;
+        Ok(node)
     });
     match counted {
-        Ok(node) => node,
+        Ok(node) => node & NODE_MASK,
         Err(e) => {
-            let drawn = jittered_millis(
-                Duration::ZERO,
-                Duration::from_millis(u64::MAX >> 1),
-                u64::from(std::process::id()),
-            );
             log::warn!(
                 "Redis cannot be reached to number this process ({e}); client ids use a drawn \
                  node number instead, which another process could draw too"
             );
-            drawn
+            drawn_node()
+        }
+    }
+}
+
+/// A node number drawn uniformly among the 2^23, from the clock, the
+/// process id and how many were drawn before in this process.
+fn drawn_node() -> u64 {
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) ^ (DRAWN.fetch_add(1, Ordering::Relaxed) << 32);
+    jittered_millis(Duration::ZERO, Duration::from_millis(NODE_MASK), seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_nodes_are_node_numbers() {
+        for _ in 0..1000 {
+            assert!(drawn_node() <= NODE_MASK);
         }
     }
 }
