@@ -453,7 +453,8 @@ impl HubBuilder {
     /// `rediss://` with the `redis` crate's TLS features). Every
     /// connection speaks RESP2 whatever the URL says: a `?protocol=resp3`
     /// (which a URL shared with other programs may carry) is taken and
-    /// has no effect, as nothing the hub asks of Redis needs RESP3.
+    /// has no effect, as nothing the hub asks of Redis needs RESP3. Error
+    /// messages and logs show the URL without its user and password.
     ///
     /// * [`Hub::notify`], [`Hub::publish`], [`Hub::publish_to`] and
     ///   [`Hub::send_to`] append the event to the stream (`XADD .. MAXLEN

@@ -1511,3 +1511,35 @@ fn consecutive_hubs_take_consecutive_node_numbers() {
         hub.shutdown().expect("shutdown");
     }
 }
+
+/// The Redis URL's user and password never show in `Error::RedisConfig`.
+/// Found at a2bc971: `invalid Redis settings:
+/// redis://:s3cret-pw@127.0.0.1:notaport/: Redis URL did not parse`.
+#[test]
+fn a_refused_redis_url_does_not_show_its_password() {
+    support::init_logging();
+    for url in [
+        "redis://:s3cret-pw@127.0.0.1:notaport/",
+        "redis://al1ce:s3cret-pw@127.0.0.1:notaport/",
+        "redis://al1ce:s3cret-pw@127.0.0.1:6379/notadb",
+        "rediss://al1ce:s3cret-pw@127.0.0.1:6379/0",
+        "redis+unix:///tmp/redis.sock?user=al1ce&pass=s3cret-pw&db=notadb",
+        "http://al1ce:s3cret-pw@127.0.0.1/",
+    ] {
+        match Hub::builder().redis(url, "k").build() {
+            Err(Error::RedisConfig(why)) => {
+                let shown = Error::RedisConfig(why).to_string();
+                assert!(
+                    !shown.contains("s3cret-pw") && !shown.contains("al1ce"),
+                    "{url}: {shown}"
+                );
+                assert!(
+                    shown.contains("127.0.0.1") || shown.contains("redis.sock"),
+                    "{shown}"
+                );
+            }
+            Err(other) => panic!("{url}: {other:?}"),
+            Ok(_) => panic!("{url} was taken"),
+        }
+    }
+}

@@ -24,7 +24,9 @@ pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
     if settings.key.is_empty() {
         return Err(Error::RedisConfig("the stream key is empty".into()));
     }
-    let refused = |e: redis::RedisError| Error::RedisConfig(format!("{}: {e}", settings.url));
+    let refused = |e: redis::RedisError| {
+        Error::RedisConfig(format!("{}: {e}", without_credentials(&settings.url)))
+    };
     let info = settings
         .url
         .as_str()
@@ -35,6 +37,40 @@ pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
         .clone()
         .set_protocol(ProtocolVersion::RESP2);
     redis::Client::open(info.set_redis_settings(resp2)).map_err(refused)
+}
+
+/// `url` with its user and password hidden, for messages and logs: what
+/// lies between `://` and the last `@` (the user and password of
+/// `redis://user:password@host`; all of it, should an `@` come later
+/// still), and the values of the `user` and `pass` query parameters (where
+/// `redis+unix://` URLs carry them).
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => rest.to_owned(),
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        return format!("{scheme}{rest}");
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if matches!(name, "user" | "pass" | "password" | "username") => {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map_or(String::new(), |fragment| format!("#{fragment}"));
+    format!("{scheme}{before}?{}{fragment}", query.join("&"))
 }
 
 /// A connection whose every command gives up after `timeout`.
@@ -152,6 +188,25 @@ fn drawn_node() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/2", "redis://127.0.0.1:6379/2"),
+            ("redis://:pw@127.0.0.1:6379/", "redis://***@127.0.0.1:6379/"),
+            (
+                "redis://user:p@ss@host/?protocol=3",
+                "redis://***@host/?protocol=3",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&user=u&pass=pw#x",
+                "redis+unix:///run/redis.sock?db=1&user=***&pass=***#x",
+            ),
+            ("user:pw@host", "***@host"),
+        ] {
+            assert_eq!(without_credentials(url), shown);
+        }
+    }
 
     #[test]
     fn drawn_nodes_are_node_numbers() {
