@@ -513,8 +513,9 @@ impl HubBuilder {
     /// `build` waits for both connections, so that a hub built while Redis
     /// is up can publish at once: up to about twice
     /// [`redis_timeout`](HubBuilder::redis_timeout) when Redis cannot be
-    /// reached (once to take the node number, once for the connections),
-    /// and then returns a hub that keeps trying in the background.
+    /// reached or does not answer (once to connect and take the node
+    /// number, once for the connections), and then returns a hub that
+    /// keeps trying in the background.
     ///
     /// # Examples
     ///
@@ -549,7 +550,11 @@ impl HubBuilder {
     /// How long one Redis command may take: a publish that gets no answer
     /// within about twice this fails with `Error::RedisUnavailable` (the
     /// event may still have been appended), and a connection that does
-    /// not answer within it counts as lost. Values are kept between 10 ms
+    /// not answer within it counts as lost. Opening a connection (TCP,
+    /// then `AUTH` and `SELECT` when the URL asks for them) gets this
+    /// long too, and so does fetching the replay of a client that
+    /// reconnects (connecting included). Errors and logs say "Redis did
+    /// not answer within ..." for these. Values are kept between 10 ms
     /// and 1 minute.
     ///
     /// Defaults to 1 second.

@@ -1543,3 +1543,37 @@ fn a_refused_redis_url_does_not_show_its_password() {
         }
     }
 }
+
+/// A URL with a password and a database: the handshake (`AUTH`, `SELECT`)
+/// shares the connection's wait, and the events go through.
+#[test]
+fn a_url_with_a_password_and_a_database_delivers() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut admin = redis.connection();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-pw")
+        .exec(&mut admin)
+        .expect("CONFIG SET requirepass");
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/3", redis.port());
+    let hub = Hub::builder()
+        .redis(&url, "auth")
+        .redis_timeout(Duration::from_secs(5))
+        .build()
+        .expect("build a hub on Redis");
+    let sub = hub.subscribe().expect("subscribe");
+    hub.notify("through AUTH and SELECT").expect("publish");
+    assert_eq!(
+        sub_events(&sub, &mut EventParser::new(), 1)[0].data,
+        "through AUTH and SELECT"
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg("auth")
+        .query(&mut admin)
+        .expect("XLEN in database 0");
+    assert_eq!(len, 0, "the stream is in database 3, not 0");
+}

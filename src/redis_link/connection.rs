@@ -2,7 +2,7 @@
 //! state the link's threads share.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{IntoConnectionInfo, ProtocolVersion};
 
@@ -19,7 +19,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 ///
 /// Every connection it opens speaks RESP2, whatever the URL asks for
 /// (`?protocol=resp3`): the link reads RESP2's replies (`XREAD` answers a
-/// map under RESP3), and nothing it does needs RESP3.
+/// map under RESP3), and nothing it does needs RESP3. Its handshake does
+/// not send `CLIENT SETINFO` (the library's name and version for `CLIENT
+/// LIST`): two replies more to wait for, each as long as the whole wait,
+/// when Redis does not answer.
 pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
     if settings.key.is_empty() {
         return Err(Error::RedisConfig("the stream key is empty".into()));
@@ -35,7 +38,8 @@ pub(crate) fn client(settings: &RedisSettings) -> Result<redis::Client, Error> {
     let resp2 = info
         .redis_settings()
         .clone()
-        .set_protocol(ProtocolVersion::RESP2);
+        .set_protocol(ProtocolVersion::RESP2)
+        .set_skip_set_lib_name();
     redis::Client::open(info.set_redis_settings(resp2)).map_err(refused)
 }
 
@@ -73,15 +77,66 @@ fn without_credentials(url: &str) -> String {
     format!("{scheme}{before}?{}{fragment}", query.join("&"))
 }
 
-/// A connection whose every command gives up after `timeout`.
+/// A connection opened within about `timeout` (the TCP connection, then
+/// the handshake: `AUTH`, `SELECT`), whose every command gives up after
+/// `timeout`.
 pub(crate) fn connect(
     client: &redis::Client,
     timeout: Duration,
 ) -> redis::RedisResult<redis::Connection> {
-    let connection = client.get_connection_with_timeout(timeout)?;
+    connect_by(client, Instant::now() + timeout, timeout)
+}
+
+/// A connection opened by about `deadline`, whose every command gives up
+/// after `timeout`.
+///
+/// The `redis` crate gives each reply of the handshake the whole wait it is
+/// given, one after the other: against a server that accepts and never
+/// answers, `AUTH` and `SELECT` would wait twice. Each gets its share
+/// instead. (Its `CLIENT SETINFO`, two more replies, is not sent: see
+/// `client`.)
+pub(crate) fn connect_by(
+    client: &redis::Client,
+    deadline: Instant,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let handshake = client.get_connection_info().redis_settings();
+    let replies = u32::from(handshake.password().is_some()) + u32::from(handshake.db() != 0);
+    let within = left_until(deadline, timeout)?;
+    let connection = client
+        .get_connection_with_timeout(within / replies.max(1))
+        .map_err(|e| clearer(e, timeout))?;
     connection.set_read_timeout(Some(timeout))?;
     connection.set_write_timeout(Some(timeout))?;
     Ok(connection)
+}
+
+/// What is left of the wait until `deadline`; a timeout error when
+/// nothing is (`budget`: the wait the caller had, for its message).
+pub(crate) fn left_until(deadline: Instant, budget: Duration) -> redis::RedisResult<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(no_answer(budget));
+    }
+    Ok(left)
+}
+
+/// `e`, but a timeout says so in words: the socket's own words for it are
+/// "Resource temporarily unavailable (os error 11)". It stays a timeout
+/// (`is_timeout`).
+pub(crate) fn clearer(e: redis::RedisError, timeout: Duration) -> redis::RedisError {
+    if e.is_timeout() {
+        no_answer(timeout)
+    } else {
+        e
+    }
+}
+
+fn no_answer(timeout: Duration) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("Redis did not answer within {timeout:?}"),
+    ))
 }
 
 /// Pauses between tries to connect: 100 ms doubling up to 5 s, each with
@@ -135,6 +190,11 @@ impl LinkState {
     }
 }
 
+/// Starts the counter `KEYS[1]` at `ARGV[1]` where it does not exist,
+/// then counts.
+const START_AND_COUNT: &str =
+    "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('INCR', KEYS[1])";
+
 /// The node numbers there are: the 23 bits of a client id above its 40
 /// bits of client number (`Shared::with_redis`).
 const NODE_MASK: u64 = 0x7f_ffff;
@@ -145,25 +205,38 @@ const NODE_MASK: u64 = 0x7f_ffff;
 ///
 /// Where the counter does not exist (the key is new, or Redis lost its
 /// data: a restart without persistence, `FLUSHALL`, eviction), it starts at
-/// a number drawn among the 2^23, in the same transaction as the `INCR`
-/// (`SET NX`, then `INCR`, in `MULTI`): numbering after a loss goes on
+/// a number drawn among the 2^23, in the same step as the `INCR` (one
+/// script, one reply to wait for): numbering after a loss goes on
 /// from a random point, not from 1, where the processes still running
 /// most likely are. When Redis cannot be reached now, the number is drawn
 /// (and that is logged, as another process could draw the same).
 pub(crate) fn node_number(settings: &RedisSettings, client: &redis::Client) -> u64 {
     let counter = format!("{}:nodes", settings.key);
-    let counted = connect(client, settings.timeout).and_then(|mut connection| {
-        let (node,): (u64,) = redis::pipe()
-            .atomic()
-            .cmd("SET")
+    let deadline = Instant::now() + settings.timeout;
+    let counted = connect_by(client, deadline, settings.timeout).and_then(|mut connection| {
+        // Connecting and asking share one `timeout`.
+        connection.set_read_timeout(Some(left_until(deadline, settings.timeout)?))?;
+        let start = drawn_node();
+        let counted = redis::cmd("EVAL")
+            .arg(START_AND_COUNT)
+            .arg(1)
             .arg(&counter)
-            .arg(drawn_node())
-            .arg("NX")
-            .ignore()
-            .cmd("INCR")
-            .arg(&counter)
-            .query(&mut connection)?;
-        Ok(node)
+            .arg(start)
+            .query::<u64>(&mut connection);
+        match counted {
+            // The script refused (an ACL that forbids scripts, say): the
+            // same in two round trips.
+            Err(e) if !e.is_io_error() && !e.is_timeout() => {
+                redis::cmd("SET")
+                    .arg(&counter)
+                    .arg(start)
+                    .arg("NX")
+                    .exec(&mut connection)?;
+                redis::cmd("INCR").arg(&counter).query(&mut connection)
+            }
+            counted => counted,
+        }
+        .map_err(|e| clearer(e, settings.timeout))
     });
     match counted {
         Ok(node) => node & NODE_MASK,
@@ -186,7 +259,9 @@ fn drawn_node() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -206,6 +281,46 @@ mod tests {
         ] {
             assert_eq!(without_credentials(url), shown);
         }
+    }
+
+    /// A server that accepts and never answers, on 127.0.0.1: its
+    /// address, and the thread that holds its connections until the
+    /// listener is woken by one to `stop` it.
+    pub(crate) fn silent_server() -> (std::net::SocketAddr, impl FnOnce()) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("its address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for socket in listener.incoming() {
+                if stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                held.push(socket);
+            }
+        });
+        let stop = move || {
+            stop.store(true, Ordering::Release);
+            let _ = std::net::TcpStream::connect(addr);
+            thread.join().expect("the silent server's thread");
+        };
+        (addr, stop)
+    }
+
+    /// Found at a2bc971: the handshake's timeout against a server that does
+    /// not answer read "Resource temporarily unavailable (os error 11)".
+    #[test]
+    fn a_silent_server_times_out_in_words() {
+        let (addr, stop) = silent_server();
+        let client = redis::Client::open(format!("redis://:pw@{addr}/1")).expect("a client");
+        let timeout = Duration::from_millis(300);
+        let Err(e) = connect(&client, timeout) else {
+            panic!("a connection to a server that never answers");
+        };
+        assert!(e.is_timeout(), "{e:?}");
+        assert_eq!(e.to_string(), "Redis did not answer within 300ms");
+        stop();
     }
 
     #[test]
