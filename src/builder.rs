@@ -456,7 +456,11 @@ impl HubBuilder {
     /// Shares one stream with every other process attached to the same
     /// Redis Stream (feature `redis`): the stream `key` on the Redis server
     /// at `url` (`redis://[user:password@]host[:port][/db]`, or
-    /// `rediss://` with the `redis` crate's TLS features).
+    /// `rediss://` with the `redis` crate's TLS features). Every
+    /// connection speaks RESP2 whatever the URL says: a `?protocol=resp3`
+    /// (which a URL shared with other programs may carry) is taken and
+    /// has no effect, as nothing the hub asks of Redis needs RESP3. Error
+    /// messages and logs show the URL without its user and password.
     ///
     /// * [`Hub::notify`], [`Hub::publish`], [`Hub::publish_to`] and
     ///   [`Hub::send_to`] append the event to the stream (`XADD .. MAXLEN
@@ -495,17 +499,29 @@ impl HubBuilder {
     ///   cannot tell whether the client exists, and never returns
     ///   [`Error::UnknownClient`]. Client ids are unique across the
     ///   processes: each process takes a node number from the counter
-    ///   `<key>:nodes` in Redis when it starts, and numbers its clients
-    ///   from `node << 40`. (If Redis cannot be reached at that moment it
-    ///   draws a node number, and says so in the log. Node numbers repeat
-    ///   after 2^23 starts on one key: a process could then share ids
-    ///   with one started that many starts before, if it still runs.)
+    ///   `<key>:nodes` in Redis when it starts (`INCR`), and numbers its
+    ///   clients from `node << 40`. Where the counter does not exist (a
+    ///   new key, or Redis lost its data: a restart without persistence,
+    ///   `FLUSHALL`, eviction), it starts at a number drawn among the
+    ///   2^23 node numbers, so that numbering after a loss does not start
+    ///   again at the numbers of the processes still running. Limits:
+    ///   after such a loss, the numbers handed out go on from the drawn
+    ///   one, so each process started then shares its number with one of
+    ///   the k processes still running with a chance of k / 2^23 (1 in
+    ///   84,000 for 100); a failover to a replica that had not yet
+    ///   received the counter's last increments hands those numbers out
+    ///   again (restart the processes started just before it, or give
+    ///   the stream a new key). If Redis cannot be reached at that moment
+    ///   a process draws its node number, and says so in the log. Node numbers repeat after 2^23 starts on one
+    ///   key: a process could then share ids with one started that many
+    ///   starts before, if it still runs.
     ///
     /// `build` waits for both connections, so that a hub built while Redis
     /// is up can publish at once: up to about twice
     /// [`redis_timeout`](HubBuilder::redis_timeout) when Redis cannot be
-    /// reached (once to take the node number, once for the connections),
-    /// and then returns a hub that keeps trying in the background.
+    /// reached or does not answer (once to connect and take the node
+    /// number, once for the connections), and then returns a hub that
+    /// keeps trying in the background.
     ///
     /// # Examples
     ///
@@ -540,7 +556,11 @@ impl HubBuilder {
     /// How long one Redis command may take: a publish that gets no answer
     /// within about twice this fails with `Error::RedisUnavailable` (the
     /// event may still have been appended), and a connection that does
-    /// not answer within it counts as lost. Values are kept between 10 ms
+    /// not answer within it counts as lost. Opening a connection (TCP,
+    /// then `AUTH` and `SELECT` when the URL asks for them) gets this
+    /// long too, and so does fetching the replay of a client that
+    /// reconnects (connecting included). Errors and logs say "Redis did
+    /// not answer within ..." for these. Values are kept between 10 ms
     /// and 1 minute.
     ///
     /// Defaults to 1 second.

@@ -157,7 +157,7 @@ pub enum Error {
     },
     /// The Redis settings were refused when the hub was built (feature
     /// `redis`): a URL the `redis` crate cannot read, or an empty stream
-    /// key.
+    /// key. The text shows the URL without its user and password.
     #[cfg(feature = "redis")]
     RedisConfig(String),
     /// A value could not be serialised to JSON (`json` feature).

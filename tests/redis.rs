@@ -1534,3 +1534,188 @@ fn publish_all_that_fills_redis_partway_says_which_events_went_in() {
     assert_eq!(publisher.stats().published, EVENTS as u64 + 1);
     assert_eq!(redis.xlen(key), EVENTS as u64 + 1);
 }
+
+// ---------------------------------------------------------------------------
+// j. Connections: the URL's protocol, node numbers after Redis loses its
+// data, passwords in messages, an unresponsive server.
+
+/// A URL asking for RESP3 (`?protocol=resp3`): every connection of the
+/// link speaks RESP2 all the same, so the events reach the clients. Found
+/// at a2bc971: `redis_connected` was `Some(true)`, every `notify` was `Ok`
+/// and the stream held the events, but the subscriber got none (`XREAD`
+/// answers a map under RESP3, which the reader did not read).
+#[test]
+fn a_url_asking_for_resp3_still_delivers_every_event() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "resp3";
+    for protocol in ["resp3", "3"] {
+        let url = format!("{}/?protocol={protocol}", redis.url());
+        let hub = Hub::builder()
+            .redis(&url, key)
+            .redis_timeout(Duration::from_secs(5))
+            .build()
+            .expect("build a hub on Redis");
+        let sub = hub.subscribe().expect("subscribe");
+        for n in 0..3 {
+            hub.notify(format!("{protocol} {n}")).expect("publish");
+        }
+        let datas: Vec<String> = sub_events(&sub, &mut EventParser::new(), 3)
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(
+            datas,
+            [0, 1, 2].map(|n| format!("{protocol} {n}")),
+            "with ?protocol={protocol}"
+        );
+        // Every client connection Redis has (the hub's, and the one this
+        // asks on) speaks RESP2.
+        let redis::Value::BulkString(list) = redis.command(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST is a bulk string");
+        };
+        let list = String::from_utf8_lossy(&list).into_owned();
+        assert!(
+            list.lines().all(|client| client.contains(" resp=2")),
+            "every connection speaks RESP2: {list}"
+        );
+        hub.shutdown().expect("shutdown");
+    }
+}
+
+/// The node part of a client id.
+fn node_of(id: ClientId) -> u64 {
+    id.get() >> 40
+}
+
+/// After Redis loses its data (`FLUSHALL` here; a restart without
+/// persistence alike), the node counter starts again, at a point drawn at
+/// random rather than at 1: a hub started then does not take the number of
+/// one still running, and `send_to` for its client reaches no other. Found
+/// at a2bc971: both hubs got client id 1099511627777, and B's `send_to` for
+/// its own client reached A's.
+#[test]
+fn client_ids_stay_apart_after_redis_loses_its_data() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "nodes-lost";
+    let a = redis_hub(&redis, key);
+    let a_sub = a.subscribe().expect("subscribe to A");
+    redis.command(&["FLUSHALL"]);
+    let b = redis_hub(&redis, key);
+    let b_sub = b.subscribe().expect("subscribe to B");
+    // B's node is drawn among 2^23: it meets A's with a chance of 1 in
+    // 2^23 (about one run in 8 million).
+    assert_ne!(
+        node_of(a_sub.id()),
+        node_of(b_sub.id()),
+        "A's client {} and B's client {} share a node after FLUSHALL",
+        a_sub.id(),
+        b_sub.id()
+    );
+    b.send_to(b_sub.id(), &Event::new("for B's client"))
+        .expect("send_to");
+    b.notify("marker").expect("publish");
+    let to_b = sub_events_until(&b_sub, &mut EventParser::new(), "marker");
+    assert_eq!(
+        to_b.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+        ["for B's client", "marker"]
+    );
+    let to_a = sub_events_until(&a_sub, &mut EventParser::new(), "marker");
+    assert!(
+        to_a.iter().all(|e| e.data != "for B's client"),
+        "B's private event reached A's client: {to_a:?}"
+    );
+}
+
+/// While Redis keeps its data, each hub takes the next node number: the
+/// node part of its client ids is the previous hub's plus one (within 23
+/// bits).
+#[test]
+fn consecutive_hubs_take_consecutive_node_numbers() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "nodes-next";
+    let mut previous = None;
+    for _ in 0..3 {
+        let hub = redis_hub(&redis, key);
+        let node = node_of(hub.subscribe().expect("subscribe").id());
+        if let Some(previous) = previous {
+            assert_eq!(node, (previous + 1) & 0x7f_ffff, "the next node number");
+        }
+        previous = Some(node);
+        hub.shutdown().expect("shutdown");
+    }
+}
+
+/// The Redis URL's user and password never show in `Error::RedisConfig`.
+/// Found at a2bc971: `invalid Redis settings:
+/// redis://:s3cret-pw@127.0.0.1:notaport/: Redis URL did not parse`.
+#[test]
+fn a_refused_redis_url_does_not_show_its_password() {
+    support::init_logging();
+    for url in [
+        "redis://:s3cret-pw@127.0.0.1:notaport/",
+        "redis://al1ce:s3cret-pw@127.0.0.1:notaport/",
+        "redis://al1ce:s3cret-pw@127.0.0.1:6379/notadb",
+        "rediss://al1ce:s3cret-pw@127.0.0.1:6379/0",
+        "redis+unix:///tmp/redis.sock?user=al1ce&pass=s3cret-pw&db=notadb",
+        "http://al1ce:s3cret-pw@127.0.0.1/",
+    ] {
+        match Hub::builder().redis(url, "k").build() {
+            Err(Error::RedisConfig(why)) => {
+                let shown = Error::RedisConfig(why).to_string();
+                assert!(
+                    !shown.contains("s3cret-pw") && !shown.contains("al1ce"),
+                    "{url}: {shown}"
+                );
+                assert!(
+                    shown.contains("127.0.0.1") || shown.contains("redis.sock"),
+                    "{shown}"
+                );
+            }
+            Err(other) => panic!("{url}: {other:?}"),
+            Ok(_) => panic!("{url} was taken"),
+        }
+    }
+}
+
+/// A URL with a password and a database: the handshake (`AUTH`, `SELECT`)
+/// shares the connection's wait, and the events go through.
+#[test]
+fn a_url_with_a_password_and_a_database_delivers() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut admin = redis.connection();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-pw")
+        .exec(&mut admin)
+        .expect("CONFIG SET requirepass");
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/3", redis.port());
+    let hub = Hub::builder()
+        .redis(&url, "auth")
+        .redis_timeout(Duration::from_secs(5))
+        .build()
+        .expect("build a hub on Redis");
+    let sub = hub.subscribe().expect("subscribe");
+    hub.notify("through AUTH and SELECT").expect("publish");
+    assert_eq!(
+        sub_events(&sub, &mut EventParser::new(), 1)[0].data,
+        "through AUTH and SELECT"
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg("auth")
+        .query(&mut admin)
+        .expect("XLEN in database 0");
+    assert_eq!(len, 0, "the stream is in database 3, not 0");
+}

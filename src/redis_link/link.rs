@@ -50,7 +50,9 @@ impl Link {
         Ok(link)
     }
 
-    /// Waits, up to about `timeout`, for both connections.
+    /// Waits, up to about `timeout` (10 s at most), for both connections:
+    /// with the node number's own `timeout` before it, `build` waits about
+    /// twice `redis_timeout` for a Redis that does not answer.
     fn wait_until_up(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout.min(Duration::from_secs(10));
         while !self.connected() && std::time::Instant::now() < deadline {
@@ -77,8 +79,11 @@ impl Link {
     }
 
     /// Stops both threads and waits for them: the reader within its block
-    /// time, at most a second. After this, the reader no longer holds the
-    /// hub thread's sender.
+    /// time (500 ms) while Redis answers; while it does not, each thread
+    /// ends once what it waits for times out (`connect`: one
+    /// `redis_timeout`, or that plus the block time for the reader; a
+    /// command: as long for each reply it waits for). After this, the
+    /// reader no longer holds the hub thread's sender.
     pub(crate) fn stop(&self) {
         self.state.stopping.store(true, Ordering::Release);
         self.appender.stop();

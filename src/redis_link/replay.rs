@@ -9,14 +9,14 @@
 //! event.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
 use crate::client_id::ClientId;
 use crate::config::RedisSettings;
 use crate::frame::Frame;
-use crate::redis_link::connection::connect;
+use crate::redis_link::connection::{clearer, connect_by, left_until};
 use crate::redis_link::entry::decode;
 use crate::redis_link::read::entry_id;
 use crate::stream_id::StreamId;
@@ -72,13 +72,16 @@ impl Replayer {
         };
         // The id itself, the events after it, and one more to tell a
         // client that is too far behind. A kept connection may have died
-        // with a Redis restart: then once more on a new one.
+        // with a Redis restart: then once more on a new one. All of it
+        // within one `timeout`, so that a Redis that does not answer
+        // holds the client's stream back no longer.
+        let deadline = Instant::now() + self.timeout;
         let kept = lock(&self.idle).pop();
         let reply = match kept {
             Some(kept) => self
-                .query(kept, from)
-                .or_else(|_| self.query(self.connect()?, from)),
-            None => self.query(self.connect()?, from),
+                .query(kept, from, deadline)
+                .or_else(|_| self.query(self.connect(deadline)?, from, deadline)),
+            None => self.query(self.connect(deadline)?, from, deadline),
         }?;
         let Value::Array(entries) = reply else {
             return Ok(Fetched::Gap);
@@ -108,25 +111,62 @@ impl Replayer {
         })
     }
 
-    fn connect(&self) -> Result<redis::Connection, String> {
-        connect(&self.client, self.timeout).map_err(|e| e.to_string())
+    fn connect(&self, deadline: Instant) -> Result<redis::Connection, String> {
+        connect_by(&self.client, deadline, self.timeout).map_err(|e| e.to_string())
     }
 
-    /// `XRANGE` from `from` on `connection`, which is kept afterwards when
-    /// it worked.
-    fn query(&self, mut connection: redis::Connection, from: StreamId) -> Result<Value, String> {
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(&self.key)
-            .arg(from.to_string())
-            .arg("+")
-            .arg("COUNT")
-            .arg(self.replay_max.saturating_add(2))
-            .query(&mut connection)
-            .map_err(|e| e.to_string())?;
+    /// `XRANGE` from `from` on `connection`, answered by `deadline`; the
+    /// connection is kept afterwards when it worked.
+    fn query(
+        &self,
+        mut connection: redis::Connection,
+        from: StreamId,
+        deadline: Instant,
+    ) -> Result<Value, String> {
+        let reply: Value = left_until(deadline, self.timeout)
+            .and_then(|left| connection.set_read_timeout(Some(left)))
+            .and_then(|()| {
+                redis::cmd("XRANGE")
+                    .arg(&self.key)
+                    .arg(from.to_string())
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(self.replay_max.saturating_add(2))
+                    .query(&mut connection)
+            })
+            .map_err(|e| clearer(e, self.timeout).to_string())?;
         let mut idle = lock(&self.idle);
         if idle.len() < POOL {
             idle.push(connection);
         }
         Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis_link::connection::tests::silent_server;
+
+    /// Found at a2bc971: a replay from a server that does not answer failed
+    /// with "Resource temporarily unavailable (os error 11)".
+    #[test]
+    fn a_silent_server_times_out_in_words() {
+        let (addr, stop) = silent_server();
+        let settings = RedisSettings {
+            url: format!("redis://{addr}"),
+            key: "k".into(),
+            timeout: Duration::from_millis(300),
+            ..RedisSettings::default()
+        };
+        let replayer = Replayer::new(
+            &settings,
+            crate::redis_link::connection::client(&settings).expect("a client"),
+        );
+        match replayer.fetch_after("1-0", ClientId::new(1), &[]) {
+            Err(why) => assert_eq!(why, "Redis did not answer within 300ms"),
+            Ok(_) => panic!("a replay from a server that never answers"),
+        }
+        stop();
     }
 }
