@@ -32,11 +32,11 @@
 //! * A client that resets right after connecting makes a pool thread
 //!   panic (`tiny_http` unwraps the peer's address): harmless with
 //!   unwinding, fatal with `panic = "abort"`.
-//! * An `HTTP/2.0` (or `HTTP/3.0`) request line makes
-//! `tiny_http` 0.12 deadlock the connection's thread, which then holds a
-//! thread and two descriptors until the client leaves (the ignored test in
-//! `tests/bad_input.rs` shows it); put a reverse proxy in front of a server
-//! exposed to such clients.
+//! * An `HTTP/2.0` (or `HTTP/3.0`) request line makes `tiny_http` 0.12
+//!   deadlock the connection's thread, which then holds a thread and two
+//!   descriptors until the client leaves (the ignored test in
+//!   `tests/bad_input.rs` shows it); put a reverse proxy in front of a
+//!   server exposed to such clients.
 //!
 //! Everything here is a mechanism given what it needs as arguments: the
 //! modules know nothing of the hub beyond the open streams ([`pipelined`])
