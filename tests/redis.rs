@@ -1536,7 +1536,7 @@ fn publish_all_that_fills_redis_partway_says_which_events_went_in() {
 }
 
 // ---------------------------------------------------------------------------
-// j. Connections: the URL's protocol, node numbers after Redis loses its
+// k. Connections: the URL's protocol, node numbers after Redis loses its
 // data, passwords in messages, an unresponsive server.
 
 /// A URL asking for RESP3 (`?protocol=resp3`): every connection of the
@@ -1718,4 +1718,373 @@ fn a_url_with_a_password_and_a_database_delivers() {
         .query(&mut admin)
         .expect("XLEN in database 0");
     assert_eq!(len, 0, "the stream is in database 3, not 0");
+}
+
+// ---------------------------------------------------------------------------
+// l. The reader: entries it did not write, a stream changed under it, a key
+// of another type.
+
+/// `XADD key * <fields>` from outside the library; the new entry's id.
+fn xadd_foreign(redis: &RedisServer, key: &str, fields: &[&str]) -> String {
+    let mut args = vec!["XADD", key, "*"];
+    args.extend_from_slice(fields);
+    match redis.command(&args) {
+        ::redis::Value::BulkString(id) => String::from_utf8(id).expect("an id in UTF-8"),
+        ::redis::Value::SimpleString(id) => id,
+        other => panic!("XADD {key}: {other:?}"),
+    }
+}
+
+/// The events of `sub` up to the one with data `last`, split into the gap
+/// events and the data of the others.
+fn gaps_and_data(
+    sub: &Subscription,
+    parser: &mut EventParser,
+    last: &str,
+) -> (Vec<String>, Vec<String>) {
+    let (gaps, others): (Vec<ParsedEvent>, Vec<ParsedEvent>) = sub_events_until(sub, parser, last)
+        .into_iter()
+        .partition(|e| e.event_type == "sse-gap");
+    (
+        gaps.into_iter().map(|e| e.data).collect(),
+        others.into_iter().map(|e| e.data).collect(),
+    )
+}
+
+/// An entry the library did not write at the end of the stream is skipped,
+/// but the hub thread learns its place: a client whose replay from Redis
+/// ends there joins at once with its replay. Found in review at a2bc971:
+/// the reader skipped the entry without a word to the hub thread, whose
+/// newest place never reached the replay's end, so every such client
+/// waited 5 s and got `sse-gap` (`unknown-id`) instead of the events Redis
+/// still held. An entry with a bad `r` field did the same.
+#[test]
+fn a_foreign_entry_at_the_end_of_the_stream_does_not_hold_up_a_resume() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "foreign-last";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut watched = EventParser::new();
+    for n in 0..3 {
+        hub.notify(format!("e{n}")).expect("publish");
+    }
+    let all = sub_events(&watcher, &mut watched, 3);
+
+    for (from, foreign) in [
+        (0, &["note", "operator"][..]),
+        (
+            1,
+            &["d", "data: x\n\n", "n", "1", "r", "c:not-a-number"][..],
+        ),
+    ] {
+        xadd_foreign(&redis, key, foreign);
+        let sub = hub
+            .subscribe_with(SubscribeOptions::new().last_event_id(&all[from].last_event_id))
+            .expect("subscribe");
+        let replayed = sub_events(&sub, &mut EventParser::new(), all.len() - from - 1);
+        assert_eq!(
+            ids_and_data(&replayed),
+            ids_and_data(&all[from + 1..]),
+            "the replay from {} with {foreign:?} last in the stream",
+            all[from].last_event_id
+        );
+    }
+    hub.notify("live").expect("publish");
+    let (gaps, data) = gaps_and_data(&watcher, &mut watched, "live");
+    assert_eq!((gaps.len(), data), (0, vec!["live".to_string()]));
+}
+
+/// A `d` field that is not what the library writes never reaches a client,
+/// live or replayed. Found in review at a2bc971: a `d` without its blank
+/// line swallowed the next event (and its id), and an `id:` line in `d`
+/// set the client's last event id.
+#[test]
+fn a_foreign_d_field_never_reaches_a_client() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "foreign-d";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    hub.notify("before").expect("publish");
+    let before = sub_events(&watcher, &mut parser, 1).remove(0);
+    for d in [
+        "data: no end",
+        "id: forged\ndata: x\n\n",
+        "data: x\nid: forged\n\n",
+        "data: a\n\ndata: b\n\n",
+        "data: cr\r\n\r\n",
+    ] {
+        xadd_foreign(&redis, key, &["d", d, "n", "1", "r", "*"]);
+    }
+    xadd_foreign(&redis, key, &["d", "id: forged\n", "n", "0", "r", "*"]);
+    hub.notify("after").expect("publish");
+    let newest = redis.xrange_ids(key, "-", "+", 100).pop().expect("entries");
+    let live = sub_events_until(&watcher, &mut parser, "after");
+    assert_eq!(
+        ids_and_data(&live),
+        [(newest.clone(), "after".to_string())],
+        "only the library's event, with its entry id"
+    );
+    let sub = hub
+        .subscribe_with(SubscribeOptions::new().last_event_id(&before.last_event_id))
+        .expect("subscribe");
+    assert_eq!(
+        ids_and_data(&sub_events(&sub, &mut EventParser::new(), 1)),
+        [(newest, "after".to_string())],
+        "the replay from Redis skips them too"
+    );
+}
+
+/// Deleting (`XDEL`) the entry the reader read last loses nothing: no gap
+/// event, nothing sent again. Found in review at a2bc971: every client got
+/// two `events-lost` gap events, then the whole stream again, ids going
+/// backwards.
+#[test]
+fn deleting_the_entry_read_last_sends_nothing_again() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "xdel-last";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    for n in 0..5 {
+        hub.notify(format!("e{n}")).expect("publish");
+    }
+    let all = sub_events(&watcher, &mut parser, 5);
+    redis.command(&["XDEL", key, &all[4].last_event_id]);
+    hub.notify("after").expect("publish");
+    let (gaps, data) = gaps_and_data(&watcher, &mut parser, "after");
+    assert_eq!((gaps, data), (vec![], vec!["after".to_string()]));
+    // An older one and the newest again.
+    let after = redis.xrange_ids(key, "-", "+", 100).pop().expect("entries");
+    redis.command(&["XDEL", key, &all[1].last_event_id, &after]);
+    hub.notify("later").expect("publish");
+    let (gaps, data) = gaps_and_data(&watcher, &mut parser, "later");
+    assert_eq!((gaps, data), (vec![], vec!["later".to_string()]));
+}
+
+/// Trimming the stream to nothing (`XTRIM MAXLEN 0`) once everything was
+/// read loses nothing: no gap event. Found in review at a2bc971: two
+/// `events-lost` gap events.
+#[test]
+fn trimming_the_stream_to_nothing_after_it_was_read_is_no_loss() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "trimmed-empty";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    for n in 0..5 {
+        hub.notify(format!("e{n}")).expect("publish");
+    }
+    sub_events(&watcher, &mut parser, 5);
+    redis.command(&["XTRIM", key, "MAXLEN", "0"]);
+    assert_eq!(redis.xlen(key), 0);
+    // Pacing only: the reader looks at the empty stream a few times.
+    thread::sleep(ms(1200));
+    hub.notify("after").expect("publish");
+    let (gaps, data) = gaps_and_data(&watcher, &mut parser, "after");
+    assert_eq!((gaps, data), (vec![], vec!["after".to_string()]));
+}
+
+/// Redis restored from an older copy of the stream (here: its append-only
+/// file stopped being written, then a restart) lost entries clients had:
+/// one gap event, and the entries the copy still holds are not sent again.
+#[test]
+fn a_stream_restored_from_an_older_copy_gets_one_gap_and_nothing_again() {
+    support::init_logging();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "rolled-back";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    for n in 0..3 {
+        hub.notify(format!("kept {n}")).expect("publish");
+    }
+    redis.command(&["CONFIG", "SET", "appendonly", "no"]);
+    for n in 0..3 {
+        hub.notify(format!("not kept {n}")).expect("publish");
+    }
+    sub_events(&watcher, &mut parser, 6);
+    redis.restart();
+    assert_eq!(
+        redis.xlen(key),
+        3,
+        "the restart brought back the older copy"
+    );
+    assert!(
+        wait_until(WAIT, || hub.notify("after").is_ok()),
+        "publish once Redis is back"
+    );
+    let (gaps, data) = gaps_and_data(&watcher, &mut parser, "after");
+    assert_eq!(
+        (gaps, data),
+        (vec!["events-lost".to_string()], vec!["after".to_string()])
+    );
+}
+
+/// Redis restarted without persistence while a process publishes: one gap
+/// event, nothing twice, and everything published since reaches the
+/// client. (What the review found working at a2bc971; kept.)
+#[test]
+fn redis_restarted_empty_while_publishing_gives_one_gap() {
+    support::init_logging();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    // Nothing is kept over the restart.
+    redis.command(&["CONFIG", "SET", "appendonly", "no"]);
+    let key = "restarted-empty";
+    // The watcher is read at the end: room for every event.
+    let hub = redis_builder(&redis, key)
+        .client_buffer(100_000)
+        .build()
+        .expect("build a hub on Redis");
+    let watcher = hub.subscribe().expect("subscribe");
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (hub, acknowledged, stop) = (hub.clone(), Arc::clone(&acknowledged), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if hub.notify(n.to_string()).is_ok() {
+                    acknowledged.lock().expect("the record").push(n);
+                }
+                n += 1;
+                // Pacing only.
+                thread::sleep(ms(2));
+            }
+        })
+    };
+    let count = || acknowledged.lock().expect("the record").len();
+    assert!(wait_until(WAIT, || count() >= 100), "100 events published");
+    redis.kill();
+    redis.restart();
+    assert_eq!(
+        redis.command(&["DBSIZE"]),
+        ::redis::Value::Int(0),
+        "restarted empty"
+    );
+    let since = count();
+    assert!(
+        wait_until(WAIT, || count() >= since + 100),
+        "publishing works again after the restart"
+    );
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().expect("the publisher panicked");
+    assert!(
+        wait_until(WAIT, || hub.notify("end").is_ok()),
+        "publish the last event"
+    );
+    let (gaps, data) = gaps_and_data(&watcher, &mut EventParser::new(), "end");
+    assert_eq!(gaps, ["events-lost"], "one gap event");
+    let numbers: Vec<u64> = data[..data.len() - 1]
+        .iter()
+        .map(|data| data.parse().expect("a number"))
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "nothing twice, in order"
+    );
+    let got: HashSet<u64> = numbers.into_iter().collect();
+    let missing: Vec<u64> = acknowledged.lock().expect("the record")[since..]
+        .iter()
+        .copied()
+        .filter(|n| !got.contains(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged after the restart, missed: {missing:?}"
+    );
+}
+
+/// `total_connections_received` of `INFO stats`, on `connection`.
+fn connections_received(connection: &mut ::redis::Connection) -> u64 {
+    let info: String = ::redis::cmd("INFO")
+        .arg("stats")
+        .query(connection)
+        .expect("INFO stats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
+/// The most connections the reader may open within `elapsed` while Redis
+/// keeps refusing: its pauses between tries are at least 100 ms, doubled
+/// after each (to 5 s), and start again from 100 ms only after a read that
+/// succeeds.
+fn most_tries_within(elapsed: Duration) -> u64 {
+    let (mut tries, mut total, mut pause) = (1, Duration::ZERO, ms(100));
+    while total + pause <= elapsed {
+        total += pause;
+        pause = (pause * 2).min(Duration::from_secs(5));
+        tries += 1;
+    }
+    tries
+}
+
+/// The key holding another type while a hub runs: Redis answers, it only
+/// refuses to read a stream there. The reader keeps its connection (the
+/// hub stays connected) and tries again with backoff; once the key is a
+/// stream again it goes on. Found in review at a2bc971: the reader
+/// reconnected about 8 times a second, logging "lost Redis" and "Redis is
+/// back" each time, with `redis_connected` flipping.
+#[test]
+fn a_key_of_another_type_is_tried_again_without_reconnecting() {
+    support::init_logging();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = "wrong-type";
+    let hub = redis_hub(&redis, key);
+    let watcher = hub.subscribe().expect("subscribe");
+    let mut parser = EventParser::new();
+    hub.notify("before").expect("publish");
+    sub_events(&watcher, &mut parser, 1);
+    redis.command(&["DEL", key]);
+    redis.command(&["SET", key, "x"]);
+
+    let mut connection = redis.connection();
+    let started = Instant::now();
+    let before = connections_received(&mut connection);
+    let mut connected = Vec::new();
+    // Pacing only: a window long enough for many reconnects.
+    while started.elapsed() < Duration::from_secs(3) {
+        connected.push(hub.stats().redis_connected);
+        thread::sleep(ms(100));
+    }
+    let opened = connections_received(&mut connection) - before;
+    let bound = most_tries_within(started.elapsed());
+    assert!(
+        opened <= bound,
+        "{opened} connections opened in {:?} (at most {bound} with backoff)",
+        started.elapsed()
+    );
+    assert!(
+        connected.iter().all(|up| *up == Some(true)),
+        "Redis answers: the hub stays connected ({connected:?})"
+    );
+
+    redis.command(&["DEL", key]);
+    assert!(
+        wait_until(WAIT, || hub.notify("back").is_ok()),
+        "publish once the key is free"
+    );
+    let (gaps, data) = gaps_and_data(&watcher, &mut parser, "back");
+    assert!(gaps.len() <= 1, "{gaps:?}");
+    assert_eq!(data, ["back"]);
 }
