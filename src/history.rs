@@ -168,7 +168,7 @@ impl History {
     fn position(&self, last_event_id: &str, last_seq: u64) -> Option<u64> {
         let seq = match self.custom.get(last_event_id) {
             Some(&seq) => seq,
-            None => last_event_id.strip_prefix(&self.prefix)?.parse().ok()?,
+            None => canonical_number(last_event_id.strip_prefix(&self.prefix)?)?,
         };
         (seq >= self.evicted_through && seq <= last_seq).then_some(seq)
     }
@@ -226,4 +226,13 @@ impl History {
             .collect();
         Resume::Replay(frames)
     }
+}
+
+/// `digits` as the hub writes a sequence number (decimal, no sign, no
+/// leading zero), or `None`: an id the hub never gave (`+5`, `05`) is not
+/// taken for one it did.
+fn canonical_number(digits: &str) -> Option<u64> {
+    let canonical =
+        digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
+    if canonical { digits.parse().ok() } else { None }
 }

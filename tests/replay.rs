@@ -295,6 +295,9 @@ fn a_garbage_or_unknown_id_gets_a_gap_event_then_live_events() {
     let future = format!("{hub_prefix}999");
     let not_a_number = format!("{hub_prefix}x1");
     let other_hub = format!("1{hub_prefix}1");
+    // Numbers the hub never writes: a sign, a leading zero.
+    let plus = format!("{hub_prefix}+1");
+    let zero = format!("{hub_prefix}01");
     let garbage = [
         "garbage",
         "42",
@@ -302,6 +305,8 @@ fn a_garbage_or_unknown_id_gets_a_gap_event_then_live_events() {
         future.as_str(),
         not_a_number.as_str(),
         other_hub.as_str(),
+        plus.as_str(),
+        zero.as_str(),
     ];
     let mut clients: Vec<(&str, Client)> = Vec::new();
     for id in garbage {
