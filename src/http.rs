@@ -4,7 +4,7 @@
 //! answer. Each function takes the settings it needs as arguments.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, ResponseBox};
@@ -17,7 +17,7 @@ use crate::encode;
 use crate::error::Error;
 use crate::metrics;
 use crate::retry;
-use crate::tiny_http_fixes::release::shut_reading;
+use crate::tiny_http_fixes::release::shut;
 
 /// Whether the stream of `request` is sent in chunks (HTTP/1.1) rather than
 /// as it is, ended by closing the connection (HTTP/1.0).
@@ -64,6 +64,22 @@ Connection: close\r\n",
     head
 }
 
+/// Answers `request` with `response`. When that fails (the client does not
+/// read what it is sent, so the send timed out, or the connection broke),
+/// the connection is closed: `tiny_http` would otherwise hand over every
+/// request the client pipelined behind it, and each answer would wait out
+/// the send timeout on the thread answering it (the acceptor's, for
+/// everything but a stream), one client holding up everyone else's.
+pub(crate) fn send<R: std::io::Read>(request: Request, response: Response<R>) {
+    let remote = request.remote_addr().copied();
+    if let Err(e) = request.respond(response)
+        && let Some(remote) = remote
+    {
+        let closed = shut(remote, None, Shutdown::Both);
+        log::debug!("could not answer {remote} ({e}); connection closed: {closed}");
+    }
+}
+
 /// Ends the body `request` has not sent yet, when it has one, before the
 /// library answers it: `tiny_http` reads what is left of a body of more
 /// than 1 KiB (or one sent after `Expect: 100-continue`) when the request
@@ -79,7 +95,7 @@ pub(crate) fn end_unread_body(request: &Request, local: Option<SocketAddr>) {
     let chunked = header_of(request, "Transfer-Encoding").is_some();
     let unread = declared > 1024 || (expects_continue && declared > 0) || chunked;
     if let (true, Some(remote)) = (unread, request.remote_addr()) {
-        let shut = shut_reading(*remote, local);
+        let shut = shut(*remote, local, Shutdown::Read);
         log::debug!(
             "a request from {remote} declares a body it has not sent; read side shut: {shut}"
         );
@@ -94,7 +110,7 @@ pub(crate) fn answer_non_stream(cors: Option<&Cors>, request: Request) -> Option
     if matches!(cors, Some(Verdict::Refused)) {
         log::debug!("refusing a request from an origin the CORS settings do not allow");
         let response = Response::from_string("origin not allowed\n").with_status_code(403);
-        let _ = request.respond(response);
+        send(request, response);
         return None;
     }
     let cors_headers = match cors {
@@ -132,7 +148,7 @@ pub(crate) fn answer_non_stream(cors: Option<&Cors>, request: Request) -> Option
             .boxed(),
     };
     add_headers(&mut response, cors_headers);
-    let _ = request.respond(response);
+    send(request, response);
     None
 }
 
@@ -150,7 +166,7 @@ fn add_headers(response: &mut ResponseBox, headers: Vec<(&str, String)>) {
 /// earns, so that a browser on an allowed origin can read the status.
 pub(crate) fn respond_with_cors(cors: Option<&Cors>, request: Request, mut response: ResponseBox) {
     add_headers(&mut response, cors_headers(cors, &request));
-    let _ = request.respond(response);
+    send(request, response);
 }
 
 /// An HTTP/1.0 request asking to keep the connection open. Its stream could
@@ -316,7 +332,7 @@ pub(crate) fn answer_metrics(request: Request, text: impl FnOnce() -> String) {
             .with_header(header("Allow", "GET, HEAD"))
             .boxed(),
     };
-    let _ = request.respond(response);
+    send(request, response);
 }
 
 fn header(name: &str, value: &str) -> Header {

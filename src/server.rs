@@ -294,6 +294,9 @@ fn route(
         fallback(request);
     } else {
         http::end_unread_body(&request, Some(local_addr));
-        let _ = request.respond(Response::from_string("not found\n").with_status_code(404));
+        http::send(
+            request,
+            Response::from_string("not found\n").with_status_code(404),
+        );
     }
 }

@@ -662,3 +662,70 @@ fn a_body_declared_and_never_sent_does_not_hold_the_acceptor() {
     drop(held);
     hub.shutdown().expect("shutdown");
 }
+
+/// The TCP state (`/proc/net/tcp`'s `st`: 1 established, 4 FIN_WAIT1,
+/// ...) of this process's loopback socket from `local` to `remote`; `None`
+/// when there is no such socket (any more).
+fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<u8> {
+    let hex = |addr: SocketAddr| {
+        let SocketAddr::V4(v4) = addr else {
+            panic!("IPv4 only")
+        };
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        )
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| u8::from_str_radix(fields.get(3)?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn a_client_that_never_reads_its_pipelined_answers_does_not_hold_the_acceptor() {
+    let _serial = serial();
+    init_logging();
+    let hub = plain()
+        .request_timeout(None)
+        .build()
+        .expect("build the hub");
+    let server = Server::builder(&hub)
+        .metrics("/metrics")
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let addr = server.local_addr();
+    // A client with a small receive buffer pipelines 3,000 requests for the
+    // metrics (a few KiB each, 8 MB in all: more than the buffers between
+    // hold) and reads none of the answers.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(2048).expect("SO_RCVBUF");
+    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
+    let mut stalling: TcpStream = socket.into();
+    stalling.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3000);
+    stalling
+        .write_all(requests.as_bytes())
+        .expect("send the requests");
+    // Once the buffers are full, each answer the acceptor cannot send
+    // waits out the send tick (250 ms), while everyone else's requests
+    // wait behind it. The first that fails closes the connection: the
+    // server's end leaves ESTABLISHED (FIN_WAIT1, its unsent answers still
+    // queued), and what tiny_http would still answer on it fails at once.
+    let local = stalling.local_addr().expect("the client's address");
+    assert!(
+        wait_until(Duration::from_secs(20), || tcp_state(addr, local)
+            != Some(1)),
+        "the server's end of the stalling connection is still open: state {:?}",
+        tcp_state(addr, local)
+    );
+    serves_normally(&hub, addr, "a client that never reads its answers");
+    drop(stalling);
+    hub.shutdown().expect("shutdown");
+}

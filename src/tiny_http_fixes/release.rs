@@ -98,15 +98,16 @@ pub(crate) fn close_connections(
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn shut_reading(
+pub(crate) fn shut(
     _peer: std::net::SocketAddr,
     _local: Option<std::net::SocketAddr>,
+    _how: std::net::Shutdown,
 ) -> bool {
     false
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{available, close_connections, release_reader, shut_reading};
+pub(crate) use linux::{available, close_connections, release_reader, shut};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -387,13 +388,15 @@ mod linux {
         with_registry(|registry| registry.release(peer, local))
     }
 
-    /// Shuts down the reading side of the connection between `peer` and
-    /// `local` (see the module's docs for `None`), so that what is left of
-    /// a request's body reads as ended at once. Says whether it could.
-    pub(crate) fn shut_reading(peer: SocketAddr, local: Option<SocketAddr>) -> bool {
+    /// Shuts down one side (`how`) or both of the connection between
+    /// `peer` and `local` (see the module's docs for `None`): its reading
+    /// side, so that what is left of a request's body reads as ended at
+    /// once; both, so that what `tiny_http` would still answer on it fails
+    /// at once. Says whether it could.
+    pub(crate) fn shut(peer: SocketAddr, local: Option<SocketAddr>, how: Shutdown) -> bool {
         with_registry(|registry| {
             let (_, socket, _) = registry.locate(peer, local).ok()??;
-            Some(socket.shutdown(Shutdown::Read).is_ok())
+            Some(socket.shutdown(how).is_ok())
         })
         .unwrap_or(false)
     }
