@@ -701,6 +701,8 @@ impl Hub {
         };
         let remote = request.remote_addr().copied();
         let counters = Arc::new(ClientCounters::default());
+        // Kept to give the place back if the writer cannot start.
+        let opened = Arc::clone(&counters);
         if let Some(remote) = remote {
             shared.streams.open(remote, Arc::clone(&counters));
         }
@@ -731,7 +733,7 @@ impl Hub {
             Err(e) => {
                 drop(writers);
                 if let Some(remote) = remote {
-                    shared.streams.close(remote);
+                    shared.streams.close(remote, &opened);
                 }
                 log::warn!("could not start a writer thread for a client: {e}");
                 match lock(&slot).take() {

@@ -109,6 +109,7 @@ pub(crate) fn start(mut job: Box<Job>) {
     let place = Place {
         shared: Arc::clone(&job.shared),
         remote: job.remote,
+        counters: Arc::clone(&job.counters),
     };
     // Admitted from here rather than from `run`, so that the registration
     // (the deepest the thread goes) does not sit below `run`'s frame.
@@ -132,12 +133,13 @@ pub(crate) fn start(mut job: Box<Job>) {
 struct Place {
     shared: Arc<Shared>,
     remote: Option<SocketAddr>,
+    counters: Arc<ClientCounters>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         if let Some(remote) = self.remote {
-            self.shared.streams.close(remote);
+            self.shared.streams.close(remote, &self.counters);
         }
     }
 }
@@ -189,6 +191,12 @@ fn run(request: Box<tiny_http::Request>, subscription: Subscription, job: &mut J
     // may be reused: a number still known as a stream's is skipped unseen.
     drop(released);
     drop(writer);
+    // The stream's response is done: what the client pipelined behind it
+    // can be answered, and a new connection from its address is not taken
+    // for it while the hook runs (its place is given back after).
+    if let Some(remote) = remote {
+        shared.streams.ended(remote, &counters);
+    }
     subscription.leave();
     // Counted once the hub has let go: a scrape that shows the disconnect
     // no longer counts the client as connected.

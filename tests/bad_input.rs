@@ -729,3 +729,65 @@ fn a_client_that_never_reads_its_pipelined_answers_does_not_hold_the_acceptor() 
     drop(stalling);
     hub.shutdown().expect("shutdown");
 }
+
+/// A connection to `addr` from 127.0.0.1:`port` (any port when 0), with
+/// `GET /events` sent on it.
+fn stream_from_port(addr: SocketAddr, port: u16) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    let from: SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.bind(&from.into()).expect("bind the client's port");
+    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
+    let mut stream: TcpStream = socket.into();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send the request");
+    stream
+}
+
+#[test]
+fn a_client_that_resets_and_comes_back_from_the_same_port_gets_a_new_stream() {
+    let _serial = serial();
+    // The disconnect hook waits for the test: the first stream's writer is
+    // still running it when the client comes back.
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let hook = std::sync::Mutex::new((entered_tx, released));
+    let (hub, _server, addr) = start(plain().on_disconnect(move |_| {
+        let hook = hook.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = hook.0.send(());
+        let _ = hook.1.recv_timeout(Duration::from_secs(20));
+    }));
+    let mut first = stream_from_port(addr, 0);
+    let port = first.local_addr().expect("the client's address").port();
+    let reply = read_raw(&mut first, WAIT, find_head_end);
+    assert!(reply.text().starts_with("HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    reset_on_close(&first);
+    drop(first);
+    entered
+        .recv_timeout(WAIT)
+        .expect("the first stream's disconnect hook runs");
+    // Back from the same address and port while that hook runs: the same
+    // four addresses as the first connection, which is gone.
+    let mut second = stream_from_port(addr, port);
+    let reply = read_raw(&mut second, WAIT, find_head_end);
+    assert!(
+        reply.text().starts_with("HTTP/1.1 200 OK\r\n"),
+        "the second connection gets its own stream at once: {reply:?}"
+    );
+    release.send(()).expect("the hook waits");
+    drop(release);
+    hub.notify("to the second").expect("notify");
+    let more = read_raw(&mut second, WAIT, |bytes| {
+        String::from_utf8_lossy(bytes).contains("data: to the second\n")
+    });
+    assert!(more.text().contains("data: to the second\n"), "{more:?}");
+    drop(second);
+    hub.shutdown().expect("shutdown");
+}
+
+/// Whether `bytes` hold a whole response head.
+fn find_head_end(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w == b"\r\n\r\n")
+}

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
@@ -28,7 +28,16 @@ const MAX_PARKED: usize = 8;
 
 /// The open event streams of a hub.
 pub(crate) struct OpenStreams {
+    /// The streams whose socket is open, by the client's address. A
+    /// stream leaves as soon as its socket closes (see
+    /// [`ended`](OpenStreams::ended)): a new connection from the same
+    /// address and port (a client that reset and came back at once) is
+    /// then never taken for it.
     streams: Mutex<HashMap<SocketAddr, OpenStream>>,
+    /// Streams whose writer thread has not ended (it may still be running
+    /// the disconnect hook after the socket closed): what `max_clients`
+    /// counts.
+    places: AtomicUsize,
     /// To the hub thread: a stream's client is to leave.
     remove_tx: Sender<Removal>,
 }
@@ -45,30 +54,54 @@ impl OpenStreams {
     pub(crate) fn new(remove_tx: Sender<Removal>) -> OpenStreams {
         OpenStreams {
             streams: Mutex::new(HashMap::new()),
+            places: AtomicUsize::new(0),
             remove_tx,
         }
     }
 
-    /// How many streams are open.
+    /// How many streams are open: started, and their writer not ended.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.streams).len()
+        self.places.load(Ordering::Acquire)
     }
 
-    /// A stream from `remote` starts, its client not yet registered.
+    /// A stream from `remote` starts, its client not yet registered. It
+    /// holds a place until [`close`](OpenStreams::close).
     pub(crate) fn open(&self, remote: SocketAddr, counters: Arc<ClientCounters>) {
         let stream = OpenStream {
             client: None,
             counters,
             parked: Vec::new(),
         };
-        lock(&self.streams).insert(remote, stream);
+        self.places.fetch_add(1, Ordering::AcqRel);
+        // An earlier stream from the same address whose socket has not
+        // been seen to close yet is gone (this connection's address could
+        // not be taken while it was open): its parked requests are dropped
+        // with it.
+        let earlier = lock(&self.streams).insert(remote, stream);
+        drop(earlier);
     }
 
-    /// The stream from `remote` has ended: the requests parked behind it
-    /// are dropped, which lets `tiny_http` answer them.
-    pub(crate) fn close(&self, remote: SocketAddr) {
-        let stream = lock(&self.streams).remove(&remote);
+    /// The socket of the stream from `remote` whose counters are
+    /// `counters` has closed: the requests parked behind it are dropped,
+    /// which lets `tiny_http` answer them, and a later connection from the
+    /// same address is a new one. A newer stream from the same address is
+    /// left alone. Harmless when done already.
+    pub(crate) fn ended(&self, remote: SocketAddr, counters: &Arc<ClientCounters>) {
+        let mut streams = lock(&self.streams);
+        let ours = streams
+            .get(&remote)
+            .is_some_and(|stream| Arc::ptr_eq(&stream.counters, counters));
+        let stream = if ours { streams.remove(&remote) } else { None };
+        drop(streams);
         drop(stream);
+    }
+
+    /// The writer of the stream from `remote` (counters `counters`) has
+    /// ended, or could not start: the stream is [`ended`](OpenStreams::ended)
+    /// if it was not, and gives back its place.
+    pub(crate) fn close(&self, remote: SocketAddr, counters: &Arc<ClientCounters>) {
+        self.ended(remote, counters);
+        self.places.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Notes which client the stream from `remote` turned out to be.
