@@ -19,7 +19,7 @@ use sse_server::{DisconnectReason, Hub, HubBuilder, Server};
 use support::client::{Client, End};
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::proc::{fd_count, thread_count, thread_names, threads_named};
+use support::proc::{fd_count, tcp_rows, thread_count, thread_names, threads_named};
 use support::raw::{RawResponse, dechunk, parse_response, raw_connect, read_raw, reset_on_close};
 use support::serial;
 use support::wait::{ms, wait_until};
@@ -623,18 +623,7 @@ fn an_http_2_request_line_gets_an_answer_and_leaves_nothing_behind() {
 #[test]
 fn a_body_declared_and_never_sent_does_not_hold_the_acceptor() {
     let _serial = serial();
-    init_logging();
-    // No request deadline: only the library's own answer can end these
-    // connections.
-    let hub = plain()
-        .request_timeout(None)
-        .build()
-        .expect("build the hub");
-    let server = Server::builder(&hub)
-        .metrics("/metrics")
-        .bind("127.0.0.1:0")
-        .expect("bind");
-    let addr = server.local_addr();
+    let (hub, _server, addr) = start_without_deadline();
     let mut held = Vec::new();
     for (request, status) in [
         ("POST /events", "HTTP/1.1 405 Method Not Allowed"),
@@ -667,29 +656,12 @@ fn a_body_declared_and_never_sent_does_not_hold_the_acceptor() {
 /// ...) of this process's loopback socket from `local` to `remote`; `None`
 /// when there is no such socket (any more).
 fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<u8> {
-    let hex = |addr: SocketAddr| {
-        let SocketAddr::V4(v4) = addr else {
-            panic!("IPv4 only")
-        };
-        format!(
-            "{:08X}:{:04X}",
-            u32::from_le_bytes(v4.ip().octets()),
-            v4.port()
-        )
-    };
-    let (local, remote) = (hex(local), hex(remote));
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
-            .then(|| u8::from_str_radix(fields.get(3)?, 16).ok())
-            .flatten()
-    })
+    tcp_rows(&[(local, remote)])[0].map(|row| row.state)
 }
 
-#[test]
-fn a_client_that_never_reads_its_pipelined_answers_does_not_hold_the_acceptor() {
-    let _serial = serial();
+/// A `plain()` hub with no request deadline (only the library's own answer
+/// can end a connection), and a server with the metrics path.
+fn start_without_deadline() -> (Hub, Server, SocketAddr) {
     init_logging();
     let hub = plain()
         .request_timeout(None)
@@ -700,6 +672,13 @@ fn a_client_that_never_reads_its_pipelined_answers_does_not_hold_the_acceptor() 
         .bind("127.0.0.1:0")
         .expect("bind");
     let addr = server.local_addr();
+    (hub, server, addr)
+}
+
+#[test]
+fn a_client_that_never_reads_its_pipelined_answers_does_not_hold_the_acceptor() {
+    let _serial = serial();
+    let (hub, _server, addr) = start_without_deadline();
     // A client with a small receive buffer pipelines 3,000 requests for the
     // metrics (a few KiB each, 8 MB in all: more than the buffers between
     // hold) and reads none of the answers.

@@ -34,7 +34,7 @@ use support::client::End;
 use support::fixed::{fixed_payload, spawn_fixed_readers};
 use support::hubs::plain_hub;
 use support::init_logging;
-use support::proc::threads_named_exactly;
+use support::proc::{TcpRow, tcp_rows, threads_named_exactly};
 use support::serial;
 use support::wait::{ms, wait_until};
 
@@ -60,38 +60,9 @@ const WAIT: Duration = Duration::from_secs(20);
 type Queues = Option<(u64, u64)>;
 
 fn tcp_queues(a: SocketAddr, b: SocketAddr) -> (Queues, Queues) {
-    fn hex(addr: SocketAddr) -> String {
-        let SocketAddr::V4(v4) = addr else {
-            panic!("IPv4 only")
-        };
-        format!(
-            "{:08X}:{:04X}",
-            u32::from_le_bytes(v4.ip().octets()),
-            v4.port()
-        )
-    }
-    let (a, b) = (hex(a), hex(b));
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return (None, None);
-    };
-    let queues = |local: &str, remote: &str| {
-        table.lines().find_map(|line| {
-            // Cheap test first: most lines are other connections.
-            if !line.contains(local) {
-                return None;
-            }
-            let mut fields = line.split_whitespace().skip(1);
-            if fields.next() != Some(local) || fields.next() != Some(remote) {
-                return None;
-            }
-            let (tx, rx) = fields.nth(1)?.split_once(':')?;
-            Some((
-                u64::from_str_radix(tx, 16).ok()?,
-                u64::from_str_radix(rx, 16).ok()?,
-            ))
-        })
-    };
-    (queues(&a, &b), queues(&b, &a))
+    let rows = tcp_rows(&[(a, b), (b, a)]);
+    let queues = |row: Option<TcpRow>| row.map(|row| (row.tx_queue, row.rx_queue));
+    (queues(rows[0]), queues(rows[1]))
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {

@@ -103,3 +103,54 @@ pub fn descriptors_of_port(port: u16) -> usize {
         .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
         .count()
 }
+
+/// One row of `/proc/net/tcp`: a loopback IPv4 socket's state and queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRow {
+    /// `st`: 1 established, 4 FIN_WAIT1, 8 CLOSE_WAIT, ...
+    pub state: u8,
+    /// Bytes in the send queue.
+    pub tx_queue: u64,
+    /// Bytes in the receive queue.
+    pub rx_queue: u64,
+}
+
+/// The rows of the sockets from each `(local, remote)` (IPv4) of this
+/// network namespace, from one read of `/proc/net/tcp`; `None` for a
+/// socket that is not (or no longer) there.
+pub fn tcp_rows(pairs: &[(std::net::SocketAddr, std::net::SocketAddr)]) -> Vec<Option<TcpRow>> {
+    fn hex(addr: std::net::SocketAddr) -> String {
+        let std::net::SocketAddr::V4(v4) = addr else {
+            panic!("IPv4 only")
+        };
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        )
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    pairs
+        .iter()
+        .map(|&(local, remote)| {
+            let (local, remote) = (hex(local), hex(remote));
+            table.lines().find_map(|line| {
+                // Cheap test first: most lines are other connections.
+                if !line.contains(&local) {
+                    return None;
+                }
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str())
+                {
+                    return None;
+                }
+                let (tx, rx) = fields.get(4)?.split_once(':')?;
+                Some(TcpRow {
+                    state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                    tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                })
+            })
+        })
+        .collect()
+}
