@@ -8,8 +8,10 @@
 //! chunk) once the stream's writer is done. A client that piles up more
 //! than [`MAX_PARKED`] has its stream ended.
 //!
-//! The same table tells the watch thread which connections carry a stream,
-//! and the hub how many streams are open.
+//! The same table tells the watch thread which connections carry a stream.
+//! Beside it, the count of streams whose writer has not ended (it may still
+//! run the disconnect hook once the socket is gone) tells the hub how many
+//! are open, for `max_clients` and the stats.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
