@@ -89,7 +89,7 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).expect("create the browser's profile directory");
 
-        let mut driver = {
+        let spawn_driver = || {
             use std::os::unix::process::CommandExt;
             Command::new(&chromedriver)
                 .arg("--port=0")
@@ -107,7 +107,26 @@ impl Browser {
                 .spawn()
                 .expect("start chromedriver")
         };
-        let stdout = driver.stdout.take().expect("chromedriver's stdout");
+        // With `--port=0` chromedriver takes a free port for IPv6 and then
+        // tries the same number for IPv4, which something else may hold:
+        // it then says "IPv4 port not available" and exits. A few tries.
+        let (driver, port) = {
+            let mut tries = 0;
+            loop {
+                let mut driver = spawn_driver();
+                let stdout = driver.stdout.take().expect("chromedriver's stdout");
+                if let Some(port) = driver_port(stdout) {
+                    break (driver, port);
+                }
+                let _ = driver.kill();
+                let _ = driver.wait();
+                tries += 1;
+                if tries == 5 {
+                    let _ = std::fs::remove_dir_all(&profile);
+                    panic!("chromedriver said which port it listens on in none of {tries} tries");
+                }
+            }
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             // Straight to chromedriver, whatever proxy the environment names.
             .proxy(None)
@@ -122,8 +141,6 @@ impl Browser {
             agent,
             profile,
         };
-
-        let port = driver_port(stdout).expect("chromedriver said which port it listens on");
 
         let mut args: Vec<String> = FLAGS.iter().map(|flag| flag.to_string()).collect();
         args.push(format!("--user-data-dir={}", browser.profile.display()));
