@@ -330,10 +330,13 @@ fn check_one_by_one(proxy: &Proxy, http: Http, hub: &Hub, server: Server, path: 
     want.extend(sent.iter().map(|data| format!("data: {data}\n\n")));
     assert_eq!(String::from_utf8_lossy(&curl.stdout()), want);
     if proxy.kind() == Kind::Nginx {
-        let log = proxy.access_log();
+        // nginx writes the line once it has finished the request, which may
+        // come a moment after curl has read the end of the stream.
+        let line = format!("{} status=200 uri={path}", http.nginx_protocol());
         assert!(
-            log.contains(&format!("{} status=200 uri={path}", http.nginx_protocol())),
-            "nginx's access log: {log}"
+            wait_until(WAIT, || proxy.access_log().contains(&line)),
+            "nginx's access log: {}",
+            proxy.access_log()
         );
     }
 }
