@@ -373,7 +373,6 @@ impl Builder {
             state: State::Connect,
             parser: stream_parser(&self.last_event_id),
             queued: std::collections::VecDeque::new(),
-            earlier_id: self.last_event_id.clone(),
             retry,
             failures: 0,
             connected: false,
@@ -395,9 +394,6 @@ pub struct EventSource {
     state: State,
     parser: EventParser,
     queued: std::collections::VecDeque<ParsedEvent>,
-    /// The last event id as of the earlier streams (or the builder's):
-    /// what counts until the current stream's first dispatch.
-    earlier_id: String,
     /// The reconnection time, clamped.
     retry: Duration,
     /// Connection attempts that failed in a row, counting a stream that
@@ -459,13 +455,9 @@ impl EventSource {
     /// `Last-Event-ID`. Each event carries the id as of itself.
     pub fn last_event_id(&self) -> &str {
         // Every dispatch sets the last event id, an event or not (a block
-        // with an `id:` and no data); a stream that has not had one yet
-        // leaves the one from before.
-        if self.parser.blocks() > 0 {
-            self.parser.last_event_id()
-        } else {
-            &self.earlier_id
-        }
+        // with an `id:` and no data); each stream's parser starts from the
+        // one the streams before set.
+        self.parser.last_event_id()
     }
 
     /// The reconnection time now in force (the server's `retry:`, clamped).
@@ -573,8 +565,8 @@ impl EventSource {
     /// failed attempt and backs off, so that it is not asked again and
     /// again at the reconnection time.
     fn stream_ended(&mut self, why: &dyn fmt::Display) {
-        self.earlier_id = self.last_event_id().to_owned();
-        self.parser = stream_parser(&self.earlier_id);
+        let last_event_id = self.parser.last_event_id().to_owned();
+        self.parser = stream_parser(&last_event_id);
         let worked = self.gave_events || self.opened.elapsed() >= self.settings.max_backoff;
         let wait = if worked {
             self.failures = 0;
